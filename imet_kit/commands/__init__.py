@@ -1,0 +1,1 @@
+"""One module per `imet-kit` subcommand (NAME, HELP, add_arguments, run); see cli.py."""
