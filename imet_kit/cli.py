@@ -62,14 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if verbosity < 2:
-        # TensorFlow's C++ start-up chatter hides the lines a user needs.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    if "-vv" not in (argv if argv is not None else sys.argv):
+        # TensorFlow's C++ start-up chatter hides the lines a user needs (set before TF loads).
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

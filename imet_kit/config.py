@@ -1,0 +1,136 @@
+"""Frozen configuration for training and prediction; every field says what it does.
+
+A config is resolved once (defaults < config file < flags), written to the run folder
+before training starts, and read back by ``--resume`` and ``predict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `imet-kit train` needs. Defaults are the 2019 notebook's.
+
+    Example:
+        >>> cfg = TrainConfig(data="demo_data", out="runs/demo", backbone="tiny_cnn", weights=None)
+        >>> cfg.replace(epochs=2).epochs
+        2
+    """
+
+    data: str = ""                       # dataset folder (labels.csv, train.csv, train/)
+    out: str = "runs/run"                # run folder: config, folds, models, OOF, thresholds, plots
+    task: str = "multilabel"             # "multilabel" (sigmoid + F2) or "embedding" (margin head)
+    folds: int = 5                       # K for K-fold cross-validation
+    fold_method: str = "iterative"       # fold maker (imet_kit.folds): "iterative" or "rare-first"
+    train_folds: tuple[int, ...] | None = None  # train only these folds (`--fold k`); None = all
+    backbone: str = "efficientnet_b3"    # imet_kit.models.backbones name
+    weights: str | None = "imagenet"     # "imagenet", None (random init) or a local *.weights.h5
+    image_size: int | None = 288         # square input side; None = the backbone's default
+    batch_size: int = 32                 # images per step
+    epochs: int = 8                      # epochs per fold
+    optimizer: str = "adam"              # "adam", "adamw" or "sgd"
+    lr: float = 3e-4                     # peak learning rate
+    lr_schedule: str = "constant"        # "constant" or "cosine" (warmup + sustain + cosine decay)
+    warmup_epochs: float = 0.0           # linear warmup length for "cosine"
+    loss: str = "bce"                    # "bce", "focal" or "asl"
+    augment: str = "notebook"            # train augmentation preset (imet_kit.augment)
+    pooling: str = "avg"                 # head pooling: "avg", "max" or "gem"
+    embedding_dim: int = 512             # width of the named "embedding" Dense layer
+    dropout: float = 0.2                 # dropout before the classifier
+    head_warmup_epochs: int = 0          # epochs with the backbone frozen before unfreezing
+    mixed_precision: str = "auto"        # "auto" (fp16 on GPU, off on CPU), "off", "mixed_float16", "mixed_bfloat16"
+    jit_compile: str = "auto"            # XLA: "auto" (off on CPU: ~10x slower there), "on", "off"
+    workers: int = 1                     # PyDataset worker threads / processes
+    use_multiprocessing: bool = False    # processes instead of threads for the workers
+    min_labels: int = 1                  # at least this many labels per image when binarising
+    max_labels: int = 10                 # at most this many labels per image
+    f2_interval: int = 1                 # run the validation F2 sweep every N epochs
+    patience: int | None = None          # early stopping on val_f2 after N epochs without gain
+    seed: int = 0                        # seeds folds, shuffling, augmentation and weights
+    margin_head: str = "arcface"         # embedding task: "arcface", "subcenter", "cosface"
+    margin_radians: float = 0.3          # embedding task: angular margin
+    margin_scale: float = 30.0           # embedding task: logit scale s
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["train_folds"] = list(self.train_folds) if self.train_folds is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, source: str = "config") -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(
+                f"{source}: unknown field(s) {', '.join(unknown)}. Expected some of: "
+                f"{', '.join(sorted(known))}."
+            )
+        d = dict(d)
+        if d.get("train_folds") is not None:
+            d["train_folds"] = tuple(int(k) for k in d["train_folds"])
+        return cls(**d).validated()
+
+    def validated(self) -> TrainConfig:
+        """Raise InputError for values that cannot work; returns self."""
+        checks = [
+            (self.task in ("multilabel", "embedding"), "task", "'multilabel' or 'embedding'"),
+            (self.folds >= 2, "folds", "an integer >= 2"),
+            (self.epochs >= 1, "epochs", "an integer >= 1"),
+            (self.batch_size >= 1, "batch_size", "an integer >= 1"),
+            (self.lr > 0, "lr", "a positive number"),
+            (self.image_size is None or self.image_size >= 16, "image_size", "an integer >= 16"),
+            (self.lr_schedule in ("constant", "cosine"), "lr_schedule", "'constant' or 'cosine'"),
+            (self.optimizer in ("adam", "adamw", "sgd"), "optimizer", "'adam', 'adamw' or 'sgd'"),
+            (self.mixed_precision in ("auto", "off", "mixed_float16", "mixed_bfloat16"),
+             "mixed_precision", "'auto', 'off', 'mixed_float16' or 'mixed_bfloat16'"),
+            (self.jit_compile in ("auto", "on", "off"), "jit_compile", "'auto', 'on' or 'off'"),
+            (1 <= self.min_labels <= self.max_labels, "min_labels/max_labels", "1 <= min <= max"),
+            (0 <= self.head_warmup_epochs < self.epochs, "head_warmup_epochs", "0 <= n < epochs"),
+            (self.workers >= 1, "workers", "an integer >= 1"),
+            (0 <= self.dropout < 1, "dropout", "a number in [0, 1)"),
+        ]
+        for ok, name, expected in checks:
+            if not ok:
+                raise InputError(f"Invalid {name}: expected {expected}; received "
+                                 f"{getattr(self, name.split('/')[0], '?')!r}.")
+        if self.train_folds is not None:
+            bad = [k for k in self.train_folds if not 0 <= k < self.folds]
+            if bad:
+                raise InputError(f"--fold {bad[0]} is out of range: folds are 0..{self.folds - 1}.")
+        return self
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a JSON config file (a partial TrainConfig) as a dict."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"Config file '{p}' does not exist; expected a JSON file of TrainConfig fields.")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"Config file '{p}' is not valid JSON: {exc}.") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"Config file '{p}' must hold a JSON object of TrainConfig fields.")
+    return data
+
+
+def atomic_write_json(obj: Any, path: str | os.PathLike) -> None:
+    """Write JSON to a temporary file, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)

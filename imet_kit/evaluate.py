@@ -1,0 +1,82 @@
+"""Scoring a submission or probabilities against true labels: F2, precision, recall, per group."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .labels import LabelSpace, read_annotations, read_labels
+
+
+def score_labels(y_true: np.ndarray, y_pred: np.ndarray, space: LabelSpace, beta: float = 2.0) -> dict:
+    """Sample-averaged F-beta / precision / recall overall and per attribute group.
+
+    Example:
+        >>> space = LabelSpace.from_names(["a::x", "b::y"])
+        >>> score_labels(np.array([[1, 0]]), np.array([[1, 1]]), space)["f2"]
+        0.8333333333333334
+    """
+    from .metrics import fbeta_samples, precision_recall_samples
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise InputError(f"Truth has shape {y_true.shape}, prediction {y_pred.shape}; expected equal.")
+    p, r = precision_recall_samples(y_true, y_pred)
+    out = {"images": int(len(y_true)), "f2": float(fbeta_samples(y_true, y_pred, beta=beta)),
+           "precision": float(p), "recall": float(r), "groups": {}}
+    for g in space.group_names:
+        m = space.group_mask(g)
+        rows = y_true[:, m].sum(1) > 0  # per group: images that have an attribute of the group
+        if rows.any():
+            gp, gr = precision_recall_samples(y_true[rows][:, m], y_pred[rows][:, m])
+            out["groups"][g] = {"images": int(rows.sum()),
+                                "f2": float(fbeta_samples(y_true[rows][:, m], y_pred[rows][:, m], beta=beta)),
+                                "precision": float(gp), "recall": float(gr)}
+    return out
+
+
+def evaluate(truth: str | os.PathLike, labels_csv: str | os.PathLike, *,
+             submission: str | os.PathLike | None = None, probs: str | os.PathLike | None = None,
+             threshold: float = 0.2, min_labels: int = 1, max_labels: int = 10) -> dict:
+    """Score ``submission.csv`` (or a ``*_probs.npy`` with a threshold) against ``truth`` CSV.
+
+    Rows are matched by id; a submission missing ids of the truth file is an error.
+    """
+    space = read_labels(labels_csv)
+    true = read_annotations(truth, space)
+    if (submission is None) == (probs is None):
+        raise InputError("Give exactly one of --submission or --probs.")
+    if submission is not None:
+        sub = read_annotations(submission, space, allow_empty=True)
+        index = {i: r for r, i in enumerate(sub.ids)}
+        missing = [i for i in true.ids if i not in index]
+        if missing:
+            raise InputError(f"Submission '{submission}' lacks {len(missing)} of the {len(true.ids)} "
+                             f"ids in '{truth}' (first: {', '.join(missing[:3])}).")
+        pred = np.asarray(sub.y)[[index[i] for i in true.ids]]
+    else:
+        from .thresholds import binarize
+
+        arr = np.load(probs)
+        if arr.shape != (len(true.ids), space.n_classes):
+            raise InputError(f"Probabilities '{probs}' have shape {arr.shape}; expected "
+                             f"{(len(true.ids), space.n_classes)} in the truth file's id order.")
+        pred = binarize(arr, threshold, min_labels=min_labels, max_labels=max_labels)
+    return score_labels(np.asarray(true.y), pred, space)
+
+
+def format_scores(scores: dict, title: str = "") -> str:
+    lines = [title] if title else []
+    lines.append(f"{'':10s} {'images':>7s} {'F2':>7s} {'prec':>7s} {'recall':>7s}")
+    lines.append(f"{'all':10s} {scores['images']:7d} {scores['f2']:7.4f} {scores['precision']:7.4f} "
+                 f"{scores['recall']:7.4f}")
+    for g, s in scores["groups"].items():
+        lines.append(f"{g:10s} {s['images']:7d} {s['f2']:7.4f} {s['precision']:7.4f} {s['recall']:7.4f}")
+    return "\n".join(lines)
+
+
+def default_truth(data: str | os.PathLike) -> Path:
+    return Path(data) / "holdout" / "test_labels.csv"
