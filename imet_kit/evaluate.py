@@ -44,6 +44,8 @@ def evaluate(truth: str | os.PathLike, labels_csv: str | os.PathLike, *,
     """Score ``submission.csv`` (or a ``*_probs.npy`` with a threshold) against ``truth`` CSV.
 
     Rows are matched by id; a submission missing ids of the truth file is an error.
+    A ``<name>_probs.npy`` written by `imet-kit predict` takes its row ids from the
+    ``<name>.csv`` beside it; any other ``.npy`` must follow the truth file's order.
     """
     space = read_labels(labels_csv)
     true = read_annotations(truth, space)
@@ -61,11 +63,32 @@ def evaluate(truth: str | os.PathLike, labels_csv: str | os.PathLike, *,
         from .thresholds import binarize
 
         arr = np.load(probs)
+        ids = _probs_ids(probs)
+        if ids is not None:  # written by `imet-kit predict`: rows follow its submission.csv
+            index = {i: r for r, i in enumerate(ids)}
+            missing = [i for i in true.ids if i not in index]
+            if missing or len(ids) != len(arr):
+                raise InputError(f"Probabilities '{probs}' do not cover the ids in '{truth}' "
+                                 f"(first missing: {', '.join(missing[:3]) or '-'}).")
+            arr = arr[[index[i] for i in true.ids]]
         if arr.shape != (len(true.ids), space.n_classes):
             raise InputError(f"Probabilities '{probs}' have shape {arr.shape}; expected "
                              f"{(len(true.ids), space.n_classes)} in the truth file's id order.")
         pred = binarize(arr, threshold, min_labels=min_labels, max_labels=max_labels)
     return score_labels(np.asarray(true.y), pred, space)
+
+
+def _probs_ids(probs: str | os.PathLike) -> list[str] | None:
+    """Ids of a ``<name>_probs.npy`` from the ``<name>.csv`` submission written beside it."""
+    p = Path(probs)
+    if not p.name.endswith("_probs.npy"):
+        return None
+    sub = p.with_name(p.name[: -len("_probs.npy")] + ".csv")
+    if not sub.is_file():
+        return None
+    import pandas as pd
+
+    return pd.read_csv(sub, dtype=str, keep_default_na=False)["id"].tolist()
 
 
 def format_scores(scores: dict, title: str = "") -> str:

@@ -161,7 +161,10 @@ def train_fold(config: TrainConfig, ds: ImetDataset, run: RunDir, k: int, folds:
             continue
         if not (initial_epoch and start == initial_epoch):  # a resumed model keeps its optimizer
             with strategy.scope():
-                set_backbone_trainable(model, trainable)
+                if config.head_warmup_epochs:
+                    # pretrained BatchNorm statistics stay frozen; random-init ones must learn
+                    set_backbone_trainable(model, trainable,
+                                           freeze_batchnorm=config.weights is not None)
                 _compile(model, config, len(train_ds))
         model.fit(train_ds, epochs=end, initial_epoch=start, callbacks=callbacks,
                   verbose="auto" if report else 0)
@@ -185,8 +188,10 @@ def train_fold(config: TrainConfig, ds: ImetDataset, run: RunDir, k: int, folds:
 
 
 def _check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:
+    # where the data lives and how fast it loads may change; what is learned may not
+    free = ("data", "out", "train_folds", "workers", "use_multiprocessing")
     diff = [f.name for f in fields(TrainConfig)
-            if f.name not in ("train_folds",) and getattr(saved, f.name) != getattr(given, f.name)]
+            if f.name not in free and getattr(saved, f.name) != getattr(given, f.name)]
     if diff:
         raise InputError(
             f"--resume continues a run with its saved config, but {', '.join(diff)} differ "

@@ -1,0 +1,133 @@
+"""`imet-kit predict` / `evaluate`: TTA x folds, submission order and format, refusals."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imet_kit.cli import main
+from imet_kit.demo import make_demo_dataset
+from imet_kit.evaluate import evaluate, score_labels
+from imet_kit.labels import LabelSpace, read_annotations, read_labels
+from imet_kit.predict import predict
+
+TINY = ["--backbone", "tiny_cnn", "--weights", "none", "--image-size", "32", "--batch-size", "8"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("p")
+    data = root / "data"
+    make_demo_dataset(data, n_train=30, n_test=12, seed=2)
+    # the sample submission's order is the contract, not the file system's: shuffle it
+    sub = pd.read_csv(data / "sample_submission.csv", dtype=str, keep_default_na=False)
+    sub.sample(frac=1, random_state=0).to_csv(data / "sample_submission.csv", index=False)
+    run = root / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--folds", "2", "--epochs", "1",
+                 *TINY]) == 0
+    return data, run, root
+
+
+def test_cli_predict_tta2_writes_submission_in_sample_order(setup, capsys):
+    data, run, root = setup
+    out = root / "submission.csv"
+    assert main(["predict", "--run", str(run), "--data", str(data), "--tta", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "folds [0, 1], TTA 2" in printed and "scored against" in printed
+    sub = pd.read_csv(out, dtype=str, keep_default_na=False)
+    sample = pd.read_csv(data / "sample_submission.csv", dtype=str, keep_default_na=False)
+    assert list(sub.columns) == ["id", "attribute_ids"]
+    assert sub["id"].tolist() == sample["id"].tolist()
+    space = read_labels(data / "labels.csv")
+    y = np.asarray(read_annotations(out, space).y)  # validates ids in range, no empty rows
+    assert (y.sum(1) >= 1).all() and (y.sum(1) <= 10).all()
+    probs = np.load(root / "submission_probs.npy")
+    assert probs.shape == (12, space.n_classes)
+
+
+def test_tta_and_fold_averaging_is_the_mean_of_single_predictions(setup):
+    data, run, _ = setup
+    both = predict(run, data, tta=2, progress=False)
+    singles = [predict(run, data, tta=2, folds=[k], progress=False).probs for k in (0, 1)]
+    np.testing.assert_allclose(both.probs, (singles[0] + singles[1]) / 2, rtol=1e-5, atol=1e-6)
+    again = predict(run, data, tta=2, progress=False)
+    np.testing.assert_array_equal(again.probs, both.probs)  # deterministic views: exact repeat
+    one = predict(run, data, tta=1, progress=False)
+    assert not np.allclose(one.probs, both.probs)  # the second view really adds something
+
+
+def test_explicit_threshold(setup):
+    data, run, _ = setup
+    low = predict(run, data, threshold=0.01, progress=False).labels.sum()
+    high = predict(run, data, threshold=0.9, progress=False).labels.sum()
+    assert low > high >= 12  # at least one label per image even at 0.9
+
+
+def test_predict_refuses_other_labels(setup, tmp_path, capsys):
+    data, run, _ = setup
+    other = tmp_path / "other"
+    make_demo_dataset(other, n_train=5, n_test=3, seed=3)
+    (other / "labels.csv").write_text("attribute_id,attribute_name\n0,culture::x\n1,tag::y\n")
+    (other / "sample_submission.csv").write_text("id,attribute_ids\n")
+    assert main(["predict", "--run", str(run), "--data", str(other), "--out", str(tmp_path / "s.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "differs from the run's" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tta", "99"], "TTA count must be between 1 and 12; received 99"),
+    (["--threshold", "1.5"], "--threshold must be in (0, 1)"),
+    (["--fold", "5"], "Fold 5 has no model"),
+])
+def test_bad_predict_flags(setup, tmp_path, capsys, argv, message):
+    data, run, _ = setup
+    code = main(["predict", "--run", str(run), "--data", str(data), "--out", str(tmp_path / "s.csv"), *argv])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_not_a_run_folder(tmp_path, capsys):
+    assert main(["predict", "--run", str(tmp_path), "--data", str(tmp_path)]) == 2
+    assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_score_labels_matches_sklearn_and_hand_computation():
+    from sklearn.metrics import fbeta_score, precision_score, recall_score
+
+    space = LabelSpace.from_names(["culture::a", "culture::b", "tag::x", "tag::y", "tag::z"])
+    rng = np.random.default_rng(0)
+    t = (rng.random((50, 5)) < 0.4).astype(int)
+    t[t.sum(1) == 0, 2] = 1
+    p = (rng.random((50, 5)) < 0.4).astype(int)
+    s = score_labels(t, p, space)
+    kw = {"average": "samples", "zero_division": 0}
+    assert s["f2"] == pytest.approx(fbeta_score(t, p, beta=2, **kw))
+    assert s["precision"] == pytest.approx(precision_score(t, p, **kw))
+    assert s["recall"] == pytest.approx(recall_score(t, p, **kw))
+    rows = t[:, 2:].sum(1) > 0
+    assert s["groups"]["tag"]["f2"] == pytest.approx(fbeta_score(t[rows, 2:], p[rows, 2:], beta=2, **kw))
+
+
+def test_evaluate_cli_submission_and_probs(setup, capsys):
+    data, run, root = setup
+    out = root / "submission.csv"
+    if not out.exists():
+        predict(run, data, out=out, progress=False)
+    assert main(["evaluate", "--data", str(data), "--submission", str(out)]) == 0
+    assert "culture" in capsys.readouterr().out
+    bad = root / "bad.csv"
+    bad.write_text("id,attribute_ids\nnope,1\n")
+    assert main(["evaluate", "--data", str(data), "--submission", str(bad)]) == 2
+    assert "lacks 12 of the 12 ids" in capsys.readouterr().err
+    # probabilities are re-ordered to the truth file by the ids of the submission beside them
+    from imet_kit.thresholds import binarize
+
+    truth = data / "holdout" / "test_labels.csv"
+    space = read_labels(data / "labels.csv")
+    true = read_annotations(truth, space)
+    sub_ids = pd.read_csv(out, dtype=str, keep_default_na=False)["id"].tolist()
+    probs = np.load(root / "submission_probs.npy")
+    aligned = probs[[sub_ids.index(i) for i in true.ids]]
+    expected = score_labels(true.y, binarize(aligned, 0.3, 1, 10), space)["f2"]
+    assert evaluate(truth, data / "labels.csv", probs=root / "submission_probs.npy", threshold=0.3)["f2"] \
+        == pytest.approx(expected)
