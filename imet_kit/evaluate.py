@@ -103,3 +103,23 @@ def format_scores(scores: dict, title: str = "") -> str:
 
 def default_truth(data: str | os.PathLike) -> Path:
     return Path(data) / "holdout" / "test_labels.csv"
+
+
+def format_table(rows: dict[str, dict], *, baseline: bool = False) -> str:
+    """One line per scored source: F2, precision, recall, per-group F2 and (optionally) the
+    gain over the first row, the baseline."""
+    groups = sorted({g for r in rows.values() for g in r.get("groups", {})})
+    width = max(len(n) for n in rows) + 2
+    head = f"{'':{width}s}{'F2':>8s}{'prec':>8s}{'recall':>8s}" + "".join(f"{g + ' F2':>12s}" for g in groups)
+    head += f"{'vs base':>9s}" if baseline else ""
+    lines = [head]
+    base = next(iter(rows.values()))["f2"] if baseline else None
+    for name, r in rows.items():
+        cell = lambda v: f"{v:8.4f}" if v is not None else f"{'-':>8s}"  # noqa: E731
+        line = f"{name:{width}s}{cell(r['f2'])}{cell(r.get('precision'))}{cell(r.get('recall'))}"
+        line += "".join(f"{r['groups'][g]['f2']:12.4f}" if g in r.get("groups", {}) else f"{'-':>12s}"
+                        for g in groups)
+        if baseline:
+            line += f"{r['f2'] - base:+9.4f}" if r is not next(iter(rows.values())) else f"{'':9s}"
+        lines.append(line)
+    return "\n".join(lines)

@@ -79,28 +79,35 @@ def plot_threshold_curve(thresholds: dict, path: str | os.PathLike) -> str:
 
 def plot_gallery(paths: list[str], pred: np.ndarray, names: tuple[str, ...], path: str | os.PathLike,
                  truth: np.ndarray | None = None, n: int = 12, cols: int = 4) -> str:
-    """Test images with their predicted labels (green = correct, red = wrong) and, when known, the
-    missed true labels (grey, struck through), like the 2019 notebook's last cell."""
+    """Test images with their predicted labels under each, like the 2019 notebook's last cell.
+
+    With ``truth``: correct predictions green, wrong ones red, true labels that were
+    missed grey with a leading ``missed``.
+    """
     from .images import read_image
 
     plt = _plt()
     n = min(n, len(paths))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 3.4, rows * 4.0))
-    for ax in np.ravel(axes):
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 3.3, rows * 5.2), squeeze=False)
+    for ax in axes.ravel():
         ax.axis("off")
-    for i, ax in enumerate(np.ravel(axes)[:n]):
+    for i, ax in enumerate(axes.ravel()[:n]):
         ax.imshow(read_image(paths[i]))
+        ax.set_title(Path(paths[i]).stem, fontsize=7)
         lines = []
         for c in np.flatnonzero(pred[i]):
             ok = truth is None or bool(truth[i, c])
-            lines.append(("+ " if truth is not None and ok else "- " if truth is not None else "")
-                         + names[c])
+            lines.append((names[c], "black" if truth is None else "green" if ok else "red"))
         if truth is not None:
-            lines += [f"missed: {names[c]}" for c in np.flatnonzero(truth[i] & ~pred[i].astype(bool))]
-        ax.set_title("\n".join(lines), fontsize=7, loc="left")
-    title = "predicted labels (+ correct, - wrong; missed = true but not predicted)" if truth is not None \
-        else "predicted labels"
+            lines += [(f"missed {names[c]}", "grey")
+                      for c in np.flatnonzero(truth[i] & ~np.asarray(pred[i], bool))]
+        for j, (text, colour) in enumerate(lines[:14]):
+            ax.annotate(text, xy=(0, 0), xycoords="axes fraction", xytext=(0, -4 - 9 * j),
+                        textcoords="offset points", fontsize=7, color=colour, va="top", ha="left")
+    title = ("predicted labels: green correct, red wrong, grey missed" if truth is not None
+             else "predicted labels")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.02, right=0.98, top=1 - 1.0 / (rows * 5.2), bottom=2.0 / (rows * 5.2),
+                        hspace=1.25, wspace=0.15)
     return _save(fig, path)

@@ -1,4 +1,4 @@
-"""`imet-kit evaluate`: score a submission (or probabilities) against true labels."""
+"""`imet-kit evaluate`: score submissions (or probabilities) against true labels."""
 
 from __future__ import annotations
 
@@ -7,26 +7,46 @@ import json
 
 NAME = "evaluate"
 ORDER = 45
-HELP = "score submission.csv or *_probs.npy against true labels (F2, precision, recall, per group)"
+HELP = "score submission.csv files or *_probs.npy against true labels (F2, precision, recall, per group)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="dataset folder (its labels.csv)")
     p.add_argument("--truth", help="true labels CSV (default DATA/holdout/test_labels.csv)")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--submission", help="submission.csv to score")
-    g.add_argument("--probs", help="probabilities .npy in the truth file's id order")
+    g.add_argument("--submission", action="append", help="submission.csv to score (repeat to compare)")
+    g.add_argument("--probs", help="probabilities .npy (rows as in the submission beside it, "
+                                   "or the truth file's order)")
     p.add_argument("--threshold", type=float, default=0.2, help="with --probs (default 0.2)")
+    p.add_argument("--baseline", action="store_true",
+                   help="add the 'most frequent train labels' baseline row and each row's gain over it")
     p.add_argument("--json", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..evaluate import default_truth, evaluate, format_scores
+    import numpy as np
+
+    from ..demo import most_frequent_baseline
+    from ..evaluate import default_truth, evaluate, format_scores, format_table
+    from ..labels import load_dataset, read_annotations
 
     truth = args.truth or default_truth(args.data)
-    scores = evaluate(truth, Path(args.data) / "labels.csv", submission=args.submission,
-                      probs=args.probs, threshold=args.threshold)
-    print(json.dumps(scores, indent=2) if args.json else format_scores(scores))
+    labels = Path(args.data) / "labels.csv"
+    sources = args.submission or [args.probs]
+    rows = {}
+    for src in sources:
+        kw = {"submission": src} if args.submission else {"probs": src, "threshold": args.threshold}
+        rows[str(src)] = evaluate(truth, labels, **kw)
+    if args.baseline:
+        ds = load_dataset(args.data, check_images=False)
+        k, f2 = most_frequent_baseline(np.asarray(ds.train.y), read_annotations(truth, ds.space).y)
+        rows = {f"baseline: {k} most frequent labels": {"f2": f2}, **rows}
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif len(rows) == 1:
+        print(format_scores(next(iter(rows.values()))))
+    else:
+        print(format_table(rows, baseline=args.baseline))
     return 0

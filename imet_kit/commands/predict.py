@@ -21,10 +21,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, help="default: the run's")
     p.add_argument("--truth", help="CSV of true test labels to score against (default: DATA/holdout/"
                                    "test_labels.csv when it exists)")
+    p.add_argument("--no-gallery", action="store_true",
+                   help="skip <out>_gallery.png (test images with predicted and true labels)")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
+
+    import numpy as np
 
     from ..evaluate import default_truth, format_scores, score_labels
     from ..labels import read_annotations
@@ -36,12 +40,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out} ({len(pred.ids)} images, folds {pred.folds}, TTA {pred.tta}) "
           f"and {probs_path(args.out)}")
     truth = Path(args.truth) if args.truth else default_truth(args.data)
+    space = RunDir(args.run).load_space()
+    y_true = None
     if truth.is_file():
-        space = RunDir(args.run).load_space()
         true = read_annotations(truth, space)
-        index = {i: r for r, i in enumerate(pred.ids)}
-        rows = [index[i] for i in true.ids if i in index]
-        scores = score_labels(true.y[[k for k, i in enumerate(true.ids) if i in index]],
-                              pred.labels[rows], space)
-        print(format_scores(scores, f"scored against {truth}"))
+        where = {i: r for r, i in enumerate(true.ids)}
+        if all(i in where for i in pred.ids):
+            y_true = np.asarray(true.y)[[where[i] for i in pred.ids]]
+            scores = score_labels(y_true, pred.labels, space)
+            print(format_scores(scores, f"scored against {truth}"))
+    if not args.no_gallery:
+        from ..labels import find_images
+        from ..report_plots import plot_gallery
+
+        out = Path(args.out)
+        paths = find_images(Path(args.data) / "test", pred.ids[:12], what="test images")
+        png = plot_gallery(paths, pred.labels[:12], space.names, out.with_name(f"{out.stem}_gallery.png"),
+                           truth=None if y_true is None else y_true[:12].astype(bool))
+        print(f"gallery: {png}")
     return 0
