@@ -63,24 +63,32 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int) -> None:
 
 
 class _RunCheckpoint:
-    """Keras callback: after each epoch save best / last model, history and state atomically."""
+    """Keras callback: after each epoch save best / last model, history and state atomically.
+
+    ``best.keras`` follows the largest ``monitor`` (``val_f2`` for the classifier,
+    ``val_map@10`` for the embedding task); the state keeps it as ``best_<name>``
+    (``best_f2``, ``best_map@10``).
+    """
 
     def __new__(cls, *args, **kwargs):  # build lazily so importing train.py does not load Keras
         keras = _keras()
 
         class RunCheckpoint(keras.callbacks.Callback):
-            def __init__(self, run: RunDir, k: int, best_f2: float, report: Reporter | None) -> None:
+            def __init__(self, run: RunDir, k: int, best: float, report: Reporter | None,
+                         monitor: str = "val_f2") -> None:
                 super().__init__()
-                self.run, self.k, self.best_f2, self.report = run, k, best_f2, report
+                self.run, self.k, self.best, self.report = run, k, best, report
+                self.monitor = monitor
+                self.state_key = "best_" + monitor.removeprefix("val_")
                 self.t0 = time.time()
 
             def on_epoch_end(self, epoch: int, logs=None) -> None:
                 logs = dict(logs or {})
-                f2 = logs.get("val_f2")
+                value = logs.get(self.monitor)
                 fold = self.run.fold_dir(self.k)
-                improved = f2 is not None and f2 > self.best_f2
+                improved = value is not None and value > self.best  # NaN never improves
                 if improved:
-                    self.best_f2 = float(f2)
+                    self.best = float(value)
                     atomic_save_model(self.model, fold / "best.keras")
                 elif not (fold / "best.keras").exists():
                     atomic_save_model(self.model, fold / "best.keras")
@@ -92,7 +100,7 @@ class _RunCheckpoint:
                 except Exception:  # noqa: BLE001 - lr is informative only
                     pass
                 self.run.append_history(self.k, row)
-                self.run.write_fold_state(self.k, {"epoch": epoch + 1, "best_f2": self.best_f2,
+                self.run.write_fold_state(self.k, {"epoch": epoch + 1, self.state_key: self.best,
                                                    "done": False})
                 self.t0 = time.time()
 
