@@ -1,0 +1,25 @@
+"""Backbones, heads and the multi-label classifier (Keras 3)."""
+
+from .backbones import (
+    BACKBONES,
+    BackboneSpec,
+    build_backbone,
+    get_backbone_spec,
+    preprocessing_layer,
+)
+from .classifier import build_classifier, load_classifier, set_backbone_trainable
+from .heads import GeMPooling2D, apply_head, pooling_layer
+
+__all__ = [
+    "BACKBONES",
+    "BackboneSpec",
+    "GeMPooling2D",
+    "apply_head",
+    "build_backbone",
+    "build_classifier",
+    "get_backbone_spec",
+    "load_classifier",
+    "pooling_layer",
+    "preprocessing_layer",
+    "set_backbone_trainable",
+]
