@@ -319,7 +319,7 @@ def most_frequent_baseline(y_train: np.ndarray, y_test: np.ndarray, beta: float 
     """
     from .metrics import fbeta_samples
 
-    order = np.argsort(-np.asarray(y_train).sum(0), kind="stable")
+    order = np.argsort(-np.asarray(y_train).sum(0).astype(np.int64), kind="stable")
     best_k, best = 1, -1.0
     for k in range(1, min(10, y_train.shape[1]) + 1):
         pred = np.zeros_like(y_train)
@@ -334,7 +334,7 @@ def most_frequent_baseline(y_train: np.ndarray, y_test: np.ndarray, beta: float 
 
 def describe(y: np.ndarray, space: LabelSpace, sizes: Sequence[tuple[int, int]] = ()) -> dict:
     """Label statistics of a multi-hot matrix: per group counts, tail, labels per image."""
-    counts = np.asarray(y.sum(0)).ravel()
+    counts = np.asarray(y.sum(0)).ravel().astype(np.int64)
     per_image = np.asarray(y.sum(1)).ravel()
     out = {
         "images": int(y.shape[0]), "labels": int(space.n_classes),

@@ -80,7 +80,7 @@ def plot_label_frequency(y: np.ndarray, space, path: str | os.PathLike) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    counts = np.asarray(y.sum(0)).ravel()
+    counts = np.asarray(y.sum(0)).ravel().astype(np.int64)
     order = np.argsort(-counts, kind="stable")
     groups = np.array(space.groups)[order]
     colours = {g: f"C{i}" for i, g in enumerate(space.group_names)}
@@ -93,9 +93,9 @@ def plot_label_frequency(y: np.ndarray, space, path: str | os.PathLike) -> str:
     ax.set_xticklabels([space.short_name(i) for i in order], rotation=90, fontsize=7)
     ax.set_ylabel("train images (log)")
     ax.set_title(f"Label frequency: {len(counts)} attributes, {y.shape[0]} images")
-    for g, c in colours.items():
-        ax.bar([], [], color=c, label=g)
-    ax.legend()
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=c, label=g) for g, c in colours.items()])
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
