@@ -66,6 +66,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--use-multiprocessing", dest="use_multiprocessing", type=_bool, default=S)
     p.add_argument("--patience", type=int, default=S, help="early stopping on val_f2")
     p.add_argument("--seed", type=int, default=S)
+    p.add_argument("--margin-head", dest="margin_head", choices=["arcface", "subcenter", "cosface"],
+                   default=S, help="--task embedding: margin head (default arcface)")
+    p.add_argument("--margin-radians", dest="margin_radians", type=float, default=S,
+                   help="--task embedding: angular margin m (default 0.3)")
+    p.add_argument("--margin-scale", dest="margin_scale", type=float, default=S,
+                   help="--task embedding: logit scale s (default 30)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
