@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .demo import describe, most_frequent_baseline
-from .labels import load_dataset, read_annotations
+from .labels import LabelSpace, load_dataset, read_annotations
 
 
 def _image_sizes(paths: list[str]) -> list[tuple[int, int]]:
@@ -103,3 +103,43 @@ def plot_label_frequency(y: np.ndarray, space, path: str | os.PathLike) -> str:
     plt.close(fig)
     os.replace(tmp, path)
     return str(path)
+
+
+def most_frequent_baseline(y_train: np.ndarray, y_test: np.ndarray, beta: float = 2.0) -> tuple[int, float]:
+    """The "predict the k most frequent labels" baseline: k chosen on train, F-beta on test.
+
+    Returns:
+        (k, sample-averaged F-beta on ``y_test``).
+    """
+    from .metrics import fbeta_samples
+
+    order = np.argsort(-np.asarray(y_train).sum(0).astype(np.int64), kind="stable")
+    best_k, best = 1, -1.0
+    for k in range(1, min(10, y_train.shape[1]) + 1):
+        pred = np.zeros_like(y_train)
+        pred[:, order[:k]] = 1
+        score = fbeta_samples(y_train, pred, beta=beta)
+        if score > best:
+            best_k, best = k, score
+    pred = np.zeros_like(y_test)
+    pred[:, order[:best_k]] = 1
+    return best_k, float(fbeta_samples(y_test, pred, beta=beta))
+
+
+def describe(y: np.ndarray, space: LabelSpace, sizes: Sequence[tuple[int, int]] = ()) -> dict:
+    """Label statistics of a multi-hot matrix: per group counts, tail, labels per image."""
+    counts = np.asarray(y.sum(0)).ravel().astype(np.int64)
+    per_image = np.asarray(y.sum(1)).ravel()
+    out = {
+        "images": int(y.shape[0]), "labels": int(space.n_classes),
+        "groups": {g: int(space.group_mask(g).sum()) for g in space.group_names},
+        "label_count_min": int(counts.min()), "label_count_median": float(np.median(counts)),
+        "label_count_max": int(counts.max()), "labels_under_10_images": int((counts < 10).sum()),
+        "labels_per_image_min": int(per_image.min()), "labels_per_image_mean": round(float(per_image.mean()), 2),
+        "labels_per_image_max": int(per_image.max()),
+    }
+    if sizes:
+        hw = np.array(sizes)
+        out["height_range"] = [int(hw[:, 0].min()), int(hw[:, 0].max())]
+        out["width_range"] = [int(hw[:, 1].min()), int(hw[:, 1].max())]
+    return out

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from imet_kit.cli import main
-from imet_kit.demo import describe, make_demo_dataset, most_frequent_baseline
+from imet_kit.demo import make_demo_dataset
 from imet_kit.errors import InputError
 from imet_kit.labels import load_dataset, read_annotations
+from imet_kit.stats import describe, most_frequent_baseline
 
 
 def digest(folder):

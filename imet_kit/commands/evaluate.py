@@ -28,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..demo import most_frequent_baseline
     from ..evaluate import default_truth, evaluate, format_scores, format_table
     from ..labels import load_dataset, read_annotations
+    from ..stats import most_frequent_baseline
 
     truth = args.truth or default_truth(args.data)
     labels = Path(args.data) / "labels.csv"
