@@ -105,6 +105,24 @@ def test_imagenet_fails_fast_when_dns_fails(isolated_keras_cache, monkeypatch):
         build_backbone("efficientnet_b0", (32, 32, 3), weights="imagenet", download_timeout=2)
 
 
+@pytest.mark.parametrize("name, file_name", [("efficientnet_b0", "efficientnetb0_notop.h5"),
+                                             ("efficientnet_b3", "efficientnetb3_notop.h5")])
+def test_imagenet_asks_for_the_published_weights_file(isolated_keras_cache, monkeypatch, name, file_name):
+    """The URL must be Keras' own file name, not one built from our layer name ("backbone")."""
+    import keras.src.applications.efficientnet as eff
+
+    asked = []
+
+    def fake_get_file(fname, origin, **kwargs):
+        asked.append(origin)
+        raise Exception(f"URL fetch failure on {origin}: offline")
+
+    monkeypatch.setattr(eff.file_utils, "get_file", fake_get_file)
+    with pytest.raises(WeightsUnavailableError):
+        build_backbone(name, (32, 32, 3), weights="imagenet", download_timeout=2)
+    assert asked and asked[0].endswith("/" + file_name), asked
+
+
 def test_imagenet_download_that_never_answers_is_bounded(isolated_keras_cache, monkeypatch):
     """A server that accepts and never replies: get_file alone would hang."""
     import keras.src.applications.efficientnet as eff

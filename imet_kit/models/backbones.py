@@ -87,10 +87,10 @@ def preprocessing_layer(spec: BackboneSpec, name: str = "preprocess") -> keras.l
 
 def _keras_app(fn: str, input_shape, weights, name: str) -> keras.Model:
     build = getattr(keras.applications, fn)
-    if fn.startswith("EfficientNetV2"):  # its `name` selects the block configuration
-        model = build(include_top=False, weights=weights, input_shape=input_shape)
-        return keras.Model(model.input, model.output, name=name)
-    return build(include_top=False, weights=weights, input_shape=input_shape, name=name)
+    # Never pass `name`: keras.applications builds the ImageNet weights URL from it
+    # ("<name>_notop.h5"), and EfficientNetV2 selects its block configuration by it.
+    model = build(include_top=False, weights=weights, input_shape=input_shape)
+    return keras.Model(model.input, model.output, name=name)
 
 
 def _qubvel(fn: str, input_shape, weights, name: str) -> keras.Model:
