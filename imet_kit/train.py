@@ -120,6 +120,34 @@ def _datasets(config: TrainConfig, ds: ImetDataset, tr: np.ndarray, va: np.ndarr
     return train, val, y[va]
 
 
+def fit_phases(model, train_ds, config: TrainConfig, strategy, initial_epoch: int, callbacks: list,
+               compile_model: Callable[[], None], report: Reporter | None, **fit_kwargs) -> None:
+    """Fit in up to two phases: an optional head warm-up with the backbone frozen, then all.
+
+    A model resumed from ``last.keras`` keeps its compiled optimizer for the phase it resumes in.
+    """
+    from .models.classifier import set_backbone_trainable
+
+    phases = [(False, config.head_warmup_epochs)] if config.head_warmup_epochs else []
+    phases.append((True, config.epochs))
+    start = initial_epoch
+    for trainable, end in phases:
+        if start >= end:
+            continue
+        if not (initial_epoch and start == initial_epoch):
+            with strategy.scope():
+                if config.head_warmup_epochs:
+                    # pretrained BatchNorm statistics stay frozen; random-init ones must learn
+                    set_backbone_trainable(model, trainable,
+                                           freeze_batchnorm=config.weights is not None)
+                compile_model()
+        model.fit(train_ds, epochs=end, initial_epoch=start, callbacks=callbacks,
+                  verbose="auto" if report else 0, **fit_kwargs)
+        start = end
+        if model.stop_training:
+            break
+
+
 def train_fold(config: TrainConfig, ds: ImetDataset, run: RunDir, k: int, folds: np.ndarray,
                *, report: Reporter | None = None) -> dict:
     """Train fold ``k`` (validation = rows with ``folds == k``), resuming from its last epoch.
@@ -130,7 +158,7 @@ def train_fold(config: TrainConfig, ds: ImetDataset, run: RunDir, k: int, folds:
     keras = _keras()
     from .callbacks import F2Callback
     from .distribute import get_strategy, set_precision
-    from .models.classifier import build_classifier, set_backbone_trainable
+    from .models.classifier import build_classifier
 
     set_precision("float32" if config.mixed_precision == "off" else config.mixed_precision)
     keras.utils.set_random_seed(config.seed * 1000 + k)
@@ -160,25 +188,8 @@ def train_fold(config: TrainConfig, ds: ImetDataset, run: RunDir, k: int, folds:
     if config.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_f2", mode="max",
                                                        patience=config.patience))
-    # phase 1 (optional): head warm-up with the backbone frozen; phase 2: everything trains
-    phases = [(False, config.head_warmup_epochs)] if config.head_warmup_epochs else []
-    phases.append((True, config.epochs))
-    start = initial_epoch
-    for trainable, end in phases:
-        if start >= end:
-            continue
-        if not (initial_epoch and start == initial_epoch):  # a resumed model keeps its optimizer
-            with strategy.scope():
-                if config.head_warmup_epochs:
-                    # pretrained BatchNorm statistics stay frozen; random-init ones must learn
-                    set_backbone_trainable(model, trainable,
-                                           freeze_batchnorm=config.weights is not None)
-                _compile(model, config, len(train_ds))
-        model.fit(train_ds, epochs=end, initial_epoch=start, callbacks=callbacks,
-                  verbose="auto" if report else 0)
-        start = end
-        if model.stop_training:
-            break
+    fit_phases(model, train_ds, config, strategy, initial_epoch, callbacks,
+               lambda: _compile(model, config, len(train_ds)), report)
     best = load_model(fold / "best.keras", compile=False)
     probs = best.predict(val_ds, verbose=0).astype(np.float32)
     atomic_save_npy(probs, fold / "oof.npy")

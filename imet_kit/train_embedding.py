@@ -42,6 +42,7 @@ from .train import (
     _keras,
     _make_optimizer,
     _RunCheckpoint,
+    fit_phases,
     resolve_size,
 )
 
@@ -190,7 +191,6 @@ def train_embedding_fold(config: TrainConfig, data: IdentityData, run: RunDir, k
     keras = _keras()
     from .dataset import ImageDataset
     from .distribute import get_strategy, set_precision
-    from .models.classifier import set_backbone_trainable
     from .retrieval import export_embedding_model
     from .retrieval_metrics import RetrievalMetricsCallback
 
@@ -227,24 +227,9 @@ def train_embedding_fold(config: TrainConfig, data: IdentityData, run: RunDir, k
     if config.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max",
                                                        patience=config.patience))
-    # phase 1 (optional): head warm-up with the backbone frozen; phase 2: everything trains
-    phases = [(False, config.head_warmup_epochs)] if config.head_warmup_epochs else []
-    phases.append((True, config.epochs))
-    start = initial_epoch
-    for trainable, end in phases:
-        if start >= end:
-            continue
-        if not (initial_epoch and start == initial_epoch):  # a resumed model keeps its optimizer
-            with strategy.scope():
-                if config.head_warmup_epochs:
-                    set_backbone_trainable(model, trainable,
-                                           freeze_batchnorm=config.weights is not None)
-                _compile(model, config, n_classes, len(train_ds))
-        model.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=start,
-                  callbacks=callbacks, verbose="auto" if report else 0)
-        start = end
-        if model.stop_training:
-            break
+    fit_phases(model, train_ds, config, strategy, initial_epoch, callbacks,
+               lambda: _compile(model, config, n_classes, len(train_ds)), report,
+               validation_data=val_ds)
     atomic_save_model(export_embedding_model(load_model(fold / "best.keras", compile=False)),
                       fold / "embedding.keras")
     history = run.read_history(k)

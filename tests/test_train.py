@@ -196,3 +196,15 @@ def test_kill_9_mid_fold_then_resume(data, tmp_path):
     hist = run.read_history(1)
     assert [h["epoch"] for h in hist] == [0, 1, 2, 3]  # every epoch once, none repeated or lost
     assert summary["oof_images"] == 40 and run.fold_done(1)
+
+
+def test_head_warmup_then_unfreeze_trains_one_fold(data, tmp_path):
+    out = tmp_path / "warm"
+    assert main(["train", "--data", str(data), "--out", str(out), "--folds", "2", "--fold", "0",
+                 "--epochs", "2", "--head-warmup-epochs", "1", *TINY]) == 0
+    run = RunDir(out)
+    assert [h["epoch"] for h in run.read_history(0)] == [0, 1]
+    assert run.fold_done(0) and not run.fold_done(1)
+    assert run.trained_folds() == [0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["oof_images"] == int((pd.read_csv(out / "folds.csv")["fold"] == 0).sum())
