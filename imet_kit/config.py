@@ -127,10 +127,11 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def atomic_write_json(obj: Any, path: str | os.PathLike) -> None:
-    """Write JSON to a temporary file, then rename it over ``path``."""
+def atomic_write_json(obj: Any, path: str | os.PathLike, *, indent: int | None = 2) -> Path:
+    """Write JSON to a temporary file, then rename it over ``path``. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    tmp.write_text(json.dumps(obj, indent=indent, default=str))
     os.replace(tmp, path)
+    return path

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .config import atomic_write_json
 from .errors import DataFileError, InputError
 from .images import read_image
 from .labels import IMAGE_EXTENSIONS, atomic_write_csv
@@ -158,9 +159,7 @@ def embed_images(model, paths: Sequence[str], ids: Sequence[str], out_dir: str |
                 bar.update(b1 - b0)
             mm.flush()
             state["done"] = c1
-            tmp = state_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(state))
-            os.replace(tmp, state_path)
+            atomic_write_json(state, state_path, indent=None)
     bar.close()
     del mm
     return out

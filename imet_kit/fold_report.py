@@ -17,7 +17,6 @@ cannot hold one of them, so their threshold and F2 cannot be measured there.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -182,12 +181,9 @@ def format_report(report: dict) -> str:
 
 def save_report_json(report: dict, path: str | os.PathLike) -> Path:
     """Write the report as indented JSON, atomically. Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    from .config import atomic_write_json
+
+    return atomic_write_json(report, path)
 
 
 def plot_fold_report(y, folds, path: str | os.PathLike, n_folds: int | None = None, *,
@@ -267,7 +263,6 @@ def plot_fold_report(y, folds, path: str | os.PathLike, n_folds: int | None = No
                  f"1/{n_folds} (colour)")
     fig.colorbar(im, ax=ax, label="share - equal share (pp)", shrink=0.8)
     fig.suptitle(title or f"{n_folds}-fold split of {len(folds):,} rows x {mat.shape[1]:,} labels")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return path
+    from .plots import save_figure
+
+    return save_figure(fig, path, dpi=100)

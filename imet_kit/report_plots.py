@@ -10,24 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from .plots import _figure_module as _plt
+from .plots import save_figure
 
 
 def _save(fig, path: str | os.PathLike) -> str:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
-    _plt().close(fig)
-    os.replace(tmp, path)
-    return str(path)
+    return str(save_figure(fig, path, dpi=110))
 
 
 def plot_history(histories: dict[int, list[dict]], path: str | os.PathLike) -> str:

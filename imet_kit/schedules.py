@@ -133,7 +133,6 @@ def plot_lr_schedule(schedule, steps: int, path: str | os.PathLike, *,
     ax.set_xlim(x[0], x[-1] if len(x) > 1 else 1)
     ax.set_ylim(bottom=0)
     ax.set_title(title or f"{type(schedule).__name__}: peak {y.max():.3g}, last {y[-1]:.3g}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    from .plots import save_figure
+
+    return save_figure(fig, path, dpi=100)

@@ -75,11 +75,9 @@ def format_report(report: dict) -> str:
 
 def plot_label_frequency(y: np.ndarray, space, path: str | os.PathLike) -> str:
     """Bar chart of images per label, sorted, one colour per attribute group (log scale)."""
-    import matplotlib
+    from .plots import _figure_module, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _figure_module()
     counts = np.asarray(y.sum(0)).ravel().astype(np.int64)
     order = np.argsort(-counts, kind="stable")
     groups = np.array(space.groups)[order]
@@ -97,12 +95,7 @@ def plot_label_frequency(y: np.ndarray, space, path: str | os.PathLike) -> str:
 
     ax.legend(handles=[Patch(color=c, label=g) for g, c in colours.items()])
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return str(path)
+    return str(save_figure(fig, path, dpi=110))
 
 
 def most_frequent_baseline(y_train: np.ndarray, y_test: np.ndarray, beta: float = 2.0) -> tuple[int, float]:

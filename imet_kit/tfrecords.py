@@ -11,7 +11,6 @@ these names.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -26,6 +25,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from . import augment as aug
+from .config import atomic_write_json
 from .errors import ImageReadError, InputError
 from .images import read_image
 
@@ -163,7 +163,5 @@ def write_tfrecords(
         "label_names": list(label_names) if label_names is not None else None,
         "skipped": skipped,
     }
-    tmp = out / f".{META_FILE}.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, out / META_FILE)
+    atomic_write_json(meta, out / META_FILE, indent=1)
     return meta
