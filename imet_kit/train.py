@@ -120,6 +120,37 @@ def _datasets(config: TrainConfig, ds: ImetDataset, tr: np.ndarray, va: np.ndarr
     return train, val, y[va]
 
 
+def resume_or_build(config: TrainConfig, run: RunDir, k: int, build: Callable[[], object],
+                    report: Reporter | None, monitor: str = "val_f2"):
+    """Set precision and seed for fold ``k``, then load ``last.keras`` (weights + optimizer) if the
+    fold stopped mid-way, else ``build()`` the model, both under the distribution strategy.
+
+    Returns:
+        ``(model, strategy, initial_epoch, best)``: ``best`` is the fold's best ``monitor`` so far
+        (-1 for a fresh fold), as :class:`_RunCheckpoint` keeps it.
+    """
+    keras = _keras()
+    from .distribute import get_strategy, set_precision
+
+    set_precision("float32" if config.mixed_precision == "off" else config.mixed_precision)
+    keras.utils.set_random_seed(config.seed * 1000 + k)
+    fold = run.fold_dir(k)
+    fold.mkdir(parents=True, exist_ok=True)
+    state = run.fold_state(k)
+    initial_epoch = int(state.get("epoch", 0)) if (fold / "last.keras").is_file() else 0
+    best = float(state.get("best_" + monitor.removeprefix("val_"), -1.0)) if initial_epoch else -1.0
+    strategy = get_strategy("auto")
+    with strategy.scope():
+        if initial_epoch:
+            model = load_model(fold / "last.keras")
+            log.info("fold %d: resuming after epoch %d (best %s %.4f)", k, initial_epoch, monitor, best)
+            if report:
+                report(f"fold {k}: resuming from epoch {initial_epoch + 1}/{config.epochs}")
+        else:
+            model = build()
+    return model, strategy, initial_epoch, best
+
+
 def fit_phases(model, train_ds, config: TrainConfig, strategy, initial_epoch: int, callbacks: list,
                compile_model: Callable[[], None], report: Reporter | None, **fit_kwargs) -> None:
     """Fit in up to two phases: an optional head warm-up with the backbone frozen, then all.
@@ -157,30 +188,17 @@ def train_fold(config: TrainConfig, ds: ImetDataset, run: RunDir, k: int, folds:
     """
     keras = _keras()
     from .callbacks import F2Callback
-    from .distribute import get_strategy, set_precision
     from .models.classifier import build_classifier
 
-    set_precision("float32" if config.mixed_precision == "off" else config.mixed_precision)
-    keras.utils.set_random_seed(config.seed * 1000 + k)
     size = resolve_size(config)
     tr, va = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
     train_ds, val_ds, y_val = _datasets(config, ds, tr, va, size)
     fold = run.fold_dir(k)
-    fold.mkdir(parents=True, exist_ok=True)
-    state = run.fold_state(k)
-    initial_epoch = int(state.get("epoch", 0)) if (fold / "last.keras").is_file() else 0
-    best_f2 = float(state.get("best_f2", -1.0)) if initial_epoch else -1.0
-    strategy = get_strategy("auto")
-    with strategy.scope():
-        if initial_epoch:
-            model = load_model(fold / "last.keras")  # weights + optimizer state
-            log.info("fold %d: resuming after epoch %d (best val_f2 %.4f)", k, initial_epoch, best_f2)
-            if report:
-                report(f"fold {k}: resuming from epoch {initial_epoch + 1}/{config.epochs}")
-        else:
-            model = build_classifier(config.backbone, ds.space.n_classes, input_size=size,
-                                     weights=config.weights, pooling=config.pooling,
-                                     embedding_dim=config.embedding_dim, dropout=config.dropout)
+    model, strategy, initial_epoch, best_f2 = resume_or_build(
+        config, run, k, lambda: build_classifier(
+            config.backbone, ds.space.n_classes, input_size=size, weights=config.weights,
+            pooling=config.pooling, embedding_dim=config.embedding_dim, dropout=config.dropout),
+        report)
     train_ds.epoch = initial_epoch  # shuffling and augmentation are seeded by (seed, epoch, batch)
     callbacks = [F2Callback(val_ds, y_val, interval=config.f2_interval, min_labels=config.min_labels,
                             max_labels=config.max_labels),

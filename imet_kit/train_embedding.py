@@ -44,6 +44,7 @@ from .train import (
     _RunCheckpoint,
     fit_phases,
     resolve_size,
+    resume_or_build,
 )
 
 log = logging.getLogger(__name__)
@@ -190,12 +191,9 @@ def train_embedding_fold(config: TrainConfig, data: IdentityData, run: RunDir, k
     """
     keras = _keras()
     from .dataset import ImageDataset
-    from .distribute import get_strategy, set_precision
     from .retrieval import export_embedding_model
     from .retrieval_metrics import RetrievalMetricsCallback
 
-    set_precision("float32" if config.mixed_precision == "off" else config.mixed_precision)
-    keras.utils.set_random_seed(config.seed * 1000 + k)
     size, n_classes = resolve_size(config), len(data.classes)
     tr, va = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
     paths, column = np.asarray(data.paths), data.codes[:, None]
@@ -208,19 +206,10 @@ def train_embedding_fold(config: TrainConfig, data: IdentityData, run: RunDir, k
                                **loader)
     val_images = ImageDataset(paths[va].tolist(), None, shuffle=False, **common, **loader)
     fold = run.fold_dir(k)
-    fold.mkdir(parents=True, exist_ok=True)
-    state = run.fold_state(k)
-    initial_epoch = int(state.get("epoch", 0)) if (fold / "last.keras").is_file() else 0
-    best = float(state.get("best_map@10", -1.0)) if initial_epoch else -1.0
-    strategy = get_strategy("auto")
-    with strategy.scope():
-        if initial_epoch:
-            model = load_model(fold / "last.keras")  # weights + optimizer state
-            log.info("fold %d: resuming after epoch %d (best %s %.4f)", k, initial_epoch, MONITOR, best)
-            if report:
-                report(f"fold {k}: resuming from epoch {initial_epoch + 1}/{config.epochs}")
-        else:
-            model = _build(config, n_classes, size, np.bincount(data.codes[tr], minlength=n_classes))
+    model, strategy, initial_epoch, best = resume_or_build(
+        config, run, k,
+        lambda: _build(config, n_classes, size, np.bincount(data.codes[tr], minlength=n_classes)),
+        report, monitor=MONITOR)
     train_ds.epoch = initial_epoch  # shuffling and augmentation are seeded by (seed, epoch, batch)
     callbacks = [RetrievalMetricsCallback(export_embedding_model(model), val_images, data.labels[va]),
                  _RunCheckpoint(run, k, best, report, monitor=MONITOR)]
