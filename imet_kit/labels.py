@@ -29,7 +29,14 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 NO_GROUP = "other"
 
 
-def _read_csv(path: str | os.PathLike, required: Sequence[str], what: str) -> pd.DataFrame:
+def read_csv_checked(path: str | os.PathLike, required: Sequence[str], what: str) -> pd.DataFrame:
+    """Read a CSV as strings, raising a clear error for a missing file, bad CSV or missing column.
+
+    Args:
+        path: the CSV file.
+        required: column names that must be present.
+        what: how to name the file in messages (e.g. ``"train.csv"``).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataFileError(
@@ -127,7 +134,7 @@ def read_labels(path: str | os.PathLike) -> LabelSpace:
         >>> read_labels(p).names
         ('culture::a', 'tag::b')
     """
-    df = _read_csv(path, ["attribute_id", "attribute_name"], "labels.csv")
+    df = read_csv_checked(path, ["attribute_id", "attribute_name"], "labels.csv")
     if len(df) == 0:
         raise InputError(f"labels.csv '{path}' has no rows; expected one row per attribute.")
     raw = df["attribute_id"].str.strip()
@@ -266,7 +273,7 @@ def read_annotations(
     attribute list (unless ``allow_empty``), non-integer, negative or unknown ids.
     """
     name = Path(path).name
-    df = _read_csv(path, ["id", "attribute_ids"], name)
+    df = read_csv_checked(path, ["id", "attribute_ids"], name)
     ids = df["id"].str.strip()
     if (ids == "").any():
         raise InputError(f"{name}: row {int(np.argmax((ids == '').values)) + 2} has an empty id.")

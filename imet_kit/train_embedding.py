@@ -34,7 +34,7 @@ import scipy.sparse as sp
 
 from .config import TrainConfig, atomic_write_json
 from .errors import DataFileError, InputError
-from .labels import LabelSpace, _read_csv, atomic_write_csv, find_images
+from .labels import LabelSpace, atomic_write_csv, find_images, read_csv_checked
 from .runs import RunDir, atomic_save_model, load_model
 from .train import (
     Reporter,
@@ -83,7 +83,7 @@ def load_identities(root: str | os.PathLike) -> IdentityData:
         raise DataFileError(f"Dataset folder '{root}' does not exist. Expected a folder with "
                             f"train.csv (id,label) and train/<id>.png.")
     try:
-        df = _read_csv(root / "train.csv", ["id", "label"], "train.csv")
+        df = read_csv_checked(root / "train.csv", ["id", "label"], "train.csv")
     except DataFileError:
         raise
     except InputError as exc:

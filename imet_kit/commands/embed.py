@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import DataFileError, InputError
-    from ..labels import _read_csv, find_images
+    from ..labels import find_images, read_csv_checked
     from ..retrieval import embed_images, list_images
 
     if not Path(args.model).is_file():
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                          f"{args.batch_size}, {args.chunk_size}.")
     labels = None
     if args.csv:
-        df = _read_csv(args.csv, [args.id_column], Path(args.csv).name)
+        df = read_csv_checked(args.csv, [args.id_column], Path(args.csv).name)
         ids = df[args.id_column].str.strip().tolist()
         paths = find_images(args.images, ids)
         if args.label_column in df.columns:
