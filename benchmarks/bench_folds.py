@@ -9,7 +9,7 @@ Each method runs in its own fresh Python process, on the same seeded matrix (sav
 temporary .npz), so that its CPU time and its peak memory (Linux: the rise of the
 process's peak resident set over its level just before the call, after
 ``/proc/self/clear_refs``) are its own. Fold quality is then measured by
-:mod:`imet_kit.fold_report` in the parent process.
+:mod:`imet_kit.folds.report` in the parent process.
 
 The reference implementations (the 2019 notebook's loop, the peers' calls) live here,
 not in the package.
@@ -142,7 +142,7 @@ def run_method(name: str, y: sp.csr_matrix, n_folds: int, seed: int):
     n = y.shape[0]
     X = np.zeros((n, 1))
     if name.startswith("ours:"):
-        from imet_kit.folds import make_folds
+        from imet_kit.folds.maker import make_folds
 
         return lambda: make_folds(y, n_folds, method=name[5:], seed=seed)
     if name == "notebook-2019":
@@ -242,7 +242,7 @@ def main(argv=None) -> int:
         child(args.child, args.npz, args.folds, args.seed, args.out)
         return 0
 
-    from imet_kit.fold_report import fold_report
+    from imet_kit.folds.report import fold_report
 
     y = imet_shaped_labels(n_rows=args.rows, seed=args.seed)
     print(describe(y))

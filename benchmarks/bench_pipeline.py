@@ -171,8 +171,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from imet_kit.dataset import ImageDataset
-    from imet_kit.tfdata import make_tf_dataset, write_tfrecords
+    from imet_kit.data.dataset import ImageDataset
+    from imet_kit.data.tfdata import make_tf_dataset, write_tfrecords
 
     data = Path(args.data_dir)
     t0 = time.perf_counter()

@@ -29,7 +29,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from imet_kit.retrieval import search  # noqa: E402
+from imet_kit.retrieval.search import search  # noqa: E402
 
 
 def make_data(folder: Path, n: int, d: int, nq: int, seed: int, chunk: int = 65536):

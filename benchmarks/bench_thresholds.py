@@ -1,4 +1,4 @@
-"""Threshold sweep: the 2019 notebook's loop vs imet_kit.thresholds (run by hand).
+"""Threshold sweep: the 2019 notebook's loop vs imet_kit.multilabel.thresholds (run by hand).
 
     python benchmarks/bench_thresholds.py            # 21,847 x 1,103, as the iMet 2019 validation set
     python benchmarks/bench_thresholds.py --quick    # 3,000 x 1,103 smoke run
@@ -23,7 +23,8 @@ import time
 import numpy as np
 from sklearn.metrics import fbeta_score
 
-from imet_kit.thresholds import search_per_class, sweep_thresholds
+from imet_kit.multilabel.threshold_search import search_per_class  # noqa: E402
+from imet_kit.multilabel.thresholds import sweep_thresholds
 
 
 def make_predictions(n: int, c: int, seed: int = 0, sigma: float = 5.1, shift: float = -8.2):

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from imet_kit.config import TrainConfig
-from imet_kit.demo import make_demo_dataset
-from imet_kit.evaluate import evaluate, format_scores
-from imet_kit.predict import predict
-from imet_kit.train import train_cv
+from imet_kit.data.demo import make_demo_dataset
+from imet_kit.multilabel.evaluate import evaluate, format_scores
+from imet_kit.multilabel.predict import predict
+from imet_kit.training.engine import train_cv
 
 work = Path(sys.argv[1] if len(sys.argv) > 1 else "quickstart")
 

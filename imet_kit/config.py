@@ -13,7 +13,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from imet_kit.errors import InputError
+
+MIXED_PRECISION = ("auto", "off", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class TrainConfig:
     out: str = "runs/run"                # run folder: config, folds, models, OOF, thresholds, plots
     task: str = "multilabel"             # "multilabel" (sigmoid + F2) or "embedding" (margin head)
     folds: int = 5                       # K for K-fold cross-validation
-    fold_method: str = "iterative"       # fold maker (imet_kit.folds): "iterative" or "rare-first"
+    fold_method: str = "iterative"       # fold maker (imet_kit.folds.maker): "iterative" or "rare-first"
     train_folds: tuple[int, ...] | None = None  # train only these folds (`--fold k`); None = all
     backbone: str = "efficientnet_b3"    # imet_kit.models.backbones name
     weights: str | None = "imagenet"     # "imagenet", None (random init) or a local *.weights.h5
@@ -42,7 +44,7 @@ class TrainConfig:
     lr_schedule: str = "constant"        # "constant" or "cosine" (warmup + sustain + cosine decay)
     warmup_epochs: float = 0.0           # linear warmup length for "cosine"
     loss: str = "bce"                    # "bce", "focal" or "asl"
-    augment: str = "notebook"            # train augmentation preset (imet_kit.augment)
+    augment: str = "notebook"            # train augmentation preset (imet_kit.data.augment)
     pooling: str = "avg"                 # head pooling: "avg", "max" or "gem"
     embedding_dim: int = 512             # width of the named "embedding" Dense layer
     dropout: float = 0.2                 # dropout before the classifier
@@ -79,38 +81,79 @@ class TrainConfig:
                 f"{', '.join(sorted(known))}."
             )
         d = dict(d)
+        raise_problems([f"{source}: {m}" for m in _type_problems(d)])
         if d.get("train_folds") is not None:
             d["train_folds"] = tuple(int(k) for k in d["train_folds"])
-        return cls(**d).validated()
+        return cls(**d)
 
-    def validated(self) -> TrainConfig:
-        """Raise InputError for values that cannot work; returns self."""
+    def problems(self) -> list[str]:
+        """Every number and range that cannot work, one message each (empty when all is well).
+
+        Names (backbone, loss, augmentation, ...) are checked against their registries by
+        :func:`imet_kit.training.validate.check_config`, which includes these problems.
+        """
         checks = [
-            (self.task in ("multilabel", "embedding"), "task", "'multilabel' or 'embedding'"),
             (self.folds >= 2, "folds", "an integer >= 2"),
             (self.epochs >= 1, "epochs", "an integer >= 1"),
             (self.batch_size >= 1, "batch_size", "an integer >= 1"),
             (self.lr > 0, "lr", "a positive number"),
             (self.image_size is None or self.image_size >= 16, "image_size", "an integer >= 16"),
-            (self.lr_schedule in ("constant", "cosine"), "lr_schedule", "'constant' or 'cosine'"),
-            (self.optimizer in ("adam", "adamw", "sgd"), "optimizer", "'adam', 'adamw' or 'sgd'"),
-            (self.mixed_precision in ("auto", "off", "mixed_float16", "mixed_bfloat16"),
-             "mixed_precision", "'auto', 'off', 'mixed_float16' or 'mixed_bfloat16'"),
-            (self.jit_compile in ("auto", "on", "off"), "jit_compile", "'auto', 'on' or 'off'"),
+            (self.warmup_epochs >= 0, "warmup_epochs", "a number >= 0"),
+            (self.mixed_precision in MIXED_PRECISION, "mixed_precision",
+             "one of " + ", ".join(MIXED_PRECISION)),
+            (self.jit_compile in ("auto", "on", "off"), "jit_compile", "one of auto, on, off"),
             (1 <= self.min_labels <= self.max_labels, "min_labels/max_labels", "1 <= min <= max"),
             (0 <= self.head_warmup_epochs < self.epochs, "head_warmup_epochs", "0 <= n < epochs"),
             (self.workers >= 1, "workers", "an integer >= 1"),
             (0 <= self.dropout < 1, "dropout", "a number in [0, 1)"),
+            (self.f2_interval >= 1, "f2_interval", "an integer >= 1"),
+            (self.patience is None or self.patience >= 1, "patience", "an integer >= 1"),
+            (self.embedding_dim >= 1, "embedding_dim", "an integer >= 1"),
+            (self.seed >= 0, "seed", "an integer >= 0"),
         ]
-        for ok, name, expected in checks:
-            if not ok:
-                raise InputError(f"Invalid {name}: expected {expected}; received "
-                                 f"{getattr(self, name.split('/')[0], '?')!r}.")
+        out = [f"{name}: expected {expected}, received {getattr(self, name.split('/')[0], '?')!r}"
+               for ok, name, expected in checks if not ok]
         if self.train_folds is not None:
             bad = [k for k in self.train_folds if not 0 <= k < self.folds]
             if bad:
-                raise InputError(f"--fold {bad[0]} is out of range: folds are 0..{self.folds - 1}.")
+                out.append(f"fold: {bad[0]} is out of range, folds are 0..{self.folds - 1}")
+        return out
+
+    def validated(self) -> TrainConfig:
+        """Raise one InputError listing every problem of :meth:`problems`; returns self."""
+        raise_problems(self.problems())
         return self
+
+
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+          "dict[str, Any]": (dict,), "tuple[int, ...]": (list, tuple)}
+
+
+def _type_problems(d: dict[str, Any]) -> list[str]:
+    """Fields whose JSON value has the wrong type (``"epochs": "ten"``), one message each."""
+    out = []
+    for f in fields(TrainConfig):
+        if f.name not in d:
+            continue
+        value, kinds = d[f.name], [k.strip() for k in str(f.type).split("|")]
+        if value is None and "None" in kinds:
+            continue
+        allowed = tuple(t for k in kinds for t in _TYPES.get(k, ()))
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+        if ok and f.name == "train_folds":
+            ok = all(isinstance(k, int) and not isinstance(k, bool) for k in value)
+        if not ok:
+            want = " or ".join("null" if k == "None" else k for k in kinds)
+            out.append(f"{f.name}: expected {want}, received {value!r} ({type(value).__name__})")
+    return out
+
+
+def raise_problems(problems: list[str]) -> None:
+    """Raise one InputError that lists every problem (nothing when the list is empty)."""
+    if len(problems) == 1:
+        raise InputError(f"Invalid {problems[0]}.")
+    if problems:
+        raise InputError(f"{len(problems)} problems in the config: " + "; ".join(problems) + ".")
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -127,11 +170,3 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def atomic_write_json(obj: Any, path: str | os.PathLike, *, indent: int | None = 2) -> Path:
-    """Write JSON to a temporary file, then rename it over ``path``. Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=indent, default=str))
-    os.replace(tmp, path)
-    return path

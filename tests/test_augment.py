@@ -1,4 +1,4 @@
-"""imet_kit.augment: presets, eval transform, deterministic and distinct TTA views."""
+"""imet_kit.data.augment: presets, eval transform, deterministic and distinct TTA views."""
 
 import doctest
 import itertools
@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from imet_kit import augment as aug
+from imet_kit.data import augment as aug
 from imet_kit.errors import InputError
 
 # A dropped or renamed albumentations argument only warns: make it fail here.

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from imet_kit.callbacks import F2Callback, JsonLinesLogger, read_jsonl
 from imet_kit.errors import InputError
-from imet_kit.thresholds import sweep_thresholds
+from imet_kit.multilabel.callbacks import F2Callback, JsonLinesLogger, read_jsonl
+from imet_kit.multilabel.thresholds import sweep_thresholds
 
 C = 6
 RNG = np.random.default_rng(0)
@@ -116,7 +116,7 @@ def test_bad_arguments_raise_input_error():
         f2.on_epoch_end(0, {})
 
 
-@pytest.mark.parametrize("module", ["imet_kit.callbacks"])
+@pytest.mark.parametrize("module", ["imet_kit.multilabel.callbacks"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from imet_kit.cli import main
+from imet_kit.cli.main import main
 
 
 def write_embeddings(folder, emb, ids, labels=None):

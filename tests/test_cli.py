@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from imet_kit import __version__
-from imet_kit.cli import main
+from imet_kit.cli.main import main
 
 
 def test_version(capsys):

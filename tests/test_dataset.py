@@ -1,4 +1,4 @@
-"""imet_kit.dataset.ImageDataset (and the batch grid plot drawn from it)."""
+"""imet_kit.data.dataset.ImageDataset (and the batch grid plot drawn from it)."""
 
 import logging
 import math
@@ -10,9 +10,9 @@ import pytest
 import scipy.sparse as sp
 from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
-from imet_kit.dataset import ImageDataset, batch_seed
+from imet_kit.data.dataset import ImageDataset, batch_seed
 from imet_kit.errors import ImageReadError, InputError
-from imet_kit.plots import plot_batch_grid
+from imet_kit.plots.data import plot_batch_grid
 
 pytestmark = pytest.mark.filterwarnings("error::UserWarning")
 
@@ -117,8 +117,8 @@ def test_preprocess_gets_uint8_and_sparse_labels(folder):
 
 
 def test_tta_view_dataset_matches_apply_tta(folder):
-    from imet_kit.augment import apply_tta
-    from imet_kit.images import read_image
+    from imet_kit.data.augment import apply_tta
+    from imet_kit.data.images import read_image
 
     paths, _ = folder
     ds = ImageDataset(paths, size=32, batch_size=4, tta_view="crop_br_flip")
@@ -152,7 +152,7 @@ def test_skip_corrupt_counts_in_a_warning(folder, tmp_path, caplog):
     paths, y = folder
     (tmp_path / "img3.png").write_bytes(b"")
     (tmp_path / "img5.png").write_bytes((tmp_path / "img5.png").read_bytes()[:80])
-    with caplog.at_level(logging.WARNING, logger="imet_kit.dataset"):
+    with caplog.at_level(logging.WARNING, logger="imet_kit.data.dataset"):
         ds = ImageDataset(paths, y, size=32, batch_size=4, skip_corrupt=True)
     assert "Skipping 2 of 10 images" in caplog.text and "img3.png" in caplog.text
     assert ds.kept_indices.tolist() == [0, 1, 2, 4, 6, 7, 8, 9] and len(ds) == 2
@@ -167,7 +167,7 @@ def test_skip_corrupt_late_failure(folder, tmp_path, caplog):
     (tmp_path / "img2.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"junk" * 50 + b"IEND\xaeB`\x82")
     ds = ImageDataset(paths, y, size=32, batch_size=4, skip_corrupt=True)
     assert len(ds.kept_indices) == N
-    with caplog.at_level(logging.WARNING, logger="imet_kit.dataset"):
+    with caplog.at_level(logging.WARNING, logger="imet_kit.data.dataset"):
         x, yb = ds[0]
     assert x.shape[0] == 3 and yb.shape[0] == 3 and "img2.png" in caplog.text
     np.testing.assert_array_equal(yb, y[[0, 1, 3]])
@@ -197,7 +197,7 @@ def test_plot_batch_grid_from_dataset_and_arrays(folder, tmp_path):
     out = plot_batch_grid(ds, names, tmp_path / "grid" / "batch.png")
     assert out.is_file() and out.read_bytes()[:4] == b"\x89PNG"
     assert not list(out.parent.glob(".*tmp*"))  # atomic: no temp file left
-    from imet_kit.labels import LabelSpace
+    from imet_kit.data.labels import LabelSpace
 
     plot_batch_grid(ds[0], LabelSpace.from_names(names), tmp_path / "arr.png", max_images=3)
     with pytest.raises(InputError, match="B, H, W, 3"):

@@ -6,11 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from imet_kit.cli import main
-from imet_kit.demo import make_demo_dataset
+from imet_kit.cli.main import main
+from imet_kit.data.demo import make_demo_dataset
+from imet_kit.data.folder import load_dataset
+from imet_kit.data.labels import read_annotations
+from imet_kit.data.stats import describe
 from imet_kit.errors import InputError
-from imet_kit.labels import load_dataset, read_annotations
-from imet_kit.stats import describe, most_frequent_baseline
+from imet_kit.multilabel.evaluate import most_frequent_baseline
 
 
 def digest(folder):
@@ -48,7 +50,7 @@ def test_imet_format_and_groups(demo):
 
 
 def test_images_vary_in_size_and_are_real_pictures(demo):
-    from imet_kit.images import read_image
+    from imet_kit.data.images import read_image
 
     ds = load_dataset(demo)
     shapes = set()
@@ -66,7 +68,7 @@ def test_describe_counts_match_hand_computation():
     rng_counts = np.random.default_rng(0)  # describe() on a hand-made matrix checks the arithmetic
     y = (rng_counts.random((50, 4)) < [0.9, 0.5, 0.1, 0.02]).astype(np.uint8)
     y[0] = 1
-    from imet_kit.labels import LabelSpace
+    from imet_kit.data.labels import LabelSpace
 
     d = describe(y, LabelSpace.from_names(["a::1", "a::2", "b::1", "b::2"]))
     assert d["label_count_max"] == y.sum(0).max() and d["labels_under_10_images"] == (y.sum(0) < 10).sum()

@@ -8,7 +8,8 @@ import textwrap
 
 import pytest
 
-from imet_kit.distribute import (
+from imet_kit.errors import ImetKitError, InputError
+from imet_kit.training.devices import (
     default_jit_compile,
     default_precision,
     get_strategy,
@@ -17,7 +18,6 @@ from imet_kit.distribute import (
     tf_config_workers,
     tpu_requested,
 )
-from imet_kit.errors import ImetKitError, InputError
 
 
 def test_auto_resolution_order():
@@ -55,7 +55,7 @@ def test_cpu_defaults_are_the_measured_ones():
 def test_logical_cpus_cannot_be_configured_after_tensorflow_started():
     import tensorflow as tf
 
-    from imet_kit.distribute import configure_logical_cpus
+    from imet_kit.training.devices import configure_logical_cpus
 
     tf.constant(1.0)  # TF is initialised from here on
     with pytest.raises(ImetKitError, match="new process"):
@@ -65,14 +65,14 @@ def test_logical_cpus_cannot_be_configured_after_tensorflow_started():
 SCRIPT = textwrap.dedent("""
     import json
     import numpy as np
-    from imet_kit.distribute import configure_logical_cpus, get_strategy
+    from imet_kit.training.devices import configure_logical_cpus, get_strategy
     cpus = configure_logical_cpus(2)  # before TensorFlow initialises
     import keras
     import tensorflow as tf
-    from imet_kit.callbacks import F2Callback
-    from imet_kit.losses import AsymmetricLoss
+    from imet_kit.multilabel.callbacks import F2Callback
+    from imet_kit.models.losses import AsymmetricLoss
     from imet_kit.models import build_classifier
-    from imet_kit.schedules import WarmupCosineSchedule
+    from imet_kit.training.schedules import WarmupCosineSchedule
 
     strategy = get_strategy("mirrored")
     rng = np.random.default_rng(0)
@@ -112,7 +112,7 @@ def test_one_epoch_under_mirrored_strategy_on_two_logical_cpus():
     assert out["auto_replicas"] == 1  # auto never mirrors over CPUs: slower than no strategy
 
 
-@pytest.mark.parametrize("module", ["imet_kit.distribute"])
+@pytest.mark.parametrize("module", ["imet_kit.training.devices"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

@@ -30,7 +30,7 @@ def test_readme_python_compiles_and_its_imports_resolve():
 
 
 def test_readme_names_the_commands_that_exist():
-    from imet_kit.cli import build_parser
+    from imet_kit.cli.main import build_parser
 
     commands = set(build_parser()._subparsers._group_actions[0].choices)
     named = set(re.findall(r"^imet-kit ([a-z-]+)", (ROOT / "README.md").read_text(), flags=re.M))

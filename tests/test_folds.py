@@ -1,4 +1,4 @@
-"""Fold makers (imet_kit.folds), their quality report (imet_kit.fold_report) and `imet-kit folds`."""
+"""Fold makers (imet_kit.folds.maker), their quality report (imet_kit.folds.report) and `imet-kit folds`."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from imet_kit import fold_report as fr
-from imet_kit import folds as fm
-from imet_kit.cli import main
+from imet_kit.cli.main import main
 from imet_kit.errors import InputError
-from imet_kit.fold_report import fold_label_counts, fold_report, label_pair_distribution
-from imet_kit.folds import MultilabelStratifiedFolds, make_folds, repair_folds
+from imet_kit.folds import maker as fm
+from imet_kit.folds import report as fr
+from imet_kit.folds.maker import MultilabelStratifiedFolds, make_folds, repair_folds
+from imet_kit.folds.report import fold_label_counts, fold_report, label_pair_distribution
 
 METHODS = list(fm.METHODS)
 

@@ -1,4 +1,4 @@
-"""imet_kit.images: every odd image kind loads to HxWx3 uint8 RGB; corrupt files raise."""
+"""imet_kit.data.images: every odd image kind loads to HxWx3 uint8 RGB; corrupt files raise."""
 
 import doctest
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imet_kit import images
+from imet_kit.data import images
+from imet_kit.data.images import check_image_file, read_image, scan_images
 from imet_kit.errors import DataFileError, ImageReadError
-from imet_kit.images import check_image_file, read_image, scan_images
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (31, 33, 3), dtype=np.uint8)  # odd H != W catches swaps

@@ -5,19 +5,19 @@ import time
 import numpy as np
 import pytest
 
-from imet_kit.cli import main
-from imet_kit.errors import DataFileError, ImageReadError, InputError
-from imet_kit.images import read_image
-from imet_kit.labels import (
+from imet_kit.cli.main import main
+from imet_kit.data.folder import load_dataset
+from imet_kit.data.images import read_image
+from imet_kit.data.labels import (
     LabelSpace,
     format_attribute_ids,
-    load_dataset,
     parse_attribute_ids,
     read_annotations,
     read_labels,
     write_annotations,
     write_labels,
 )
+from imet_kit.errors import DataFileError, ImageReadError, InputError
 
 
 def write(path, text):

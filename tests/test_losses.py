@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from imet_kit.errors import InputError
-from imet_kit.losses import AsymmetricLoss, BinaryCrossentropyLoss, BinaryFocalLoss, get_loss
+from imet_kit.models.losses import AsymmetricLoss, BinaryCrossentropyLoss, BinaryFocalLoss, get_loss
 
 RNG = np.random.default_rng(0)
 Y = (RNG.random((16, 11)) < 0.3).astype("float32")
@@ -98,7 +98,7 @@ def test_get_loss_errors_name_the_choices():
         get_loss("focal", gama=2)
 
 
-@pytest.mark.parametrize("module", ["imet_kit.losses"])
+@pytest.mark.parametrize("module", ["imet_kit.models.losses"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

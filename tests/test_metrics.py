@@ -1,4 +1,4 @@
-"""imet_kit.metrics against sklearn (the oracle) on random data, empty rows included."""
+"""imet_kit.multilabel.metrics against sklearn (the oracle) on random data, empty rows included."""
 
 import warnings
 
@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from sklearn.metrics import fbeta_score, precision_score, recall_score
 
 from imet_kit.errors import InputError
-from imet_kit.metrics import (
+from imet_kit.multilabel.metrics import (
     fbeta_from_counts,
     fbeta_per_sample,
     fbeta_samples,
@@ -87,7 +87,7 @@ def test_shape_mismatch_and_bad_k_raise_input_error():
         fbeta_samples(np.zeros(3), np.zeros(3))
 
 
-@pytest.mark.parametrize("module", ["imet_kit.metrics"])
+@pytest.mark.parametrize("module", ["imet_kit.multilabel.metrics"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

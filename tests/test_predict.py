@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imet_kit.cli import main
-from imet_kit.demo import make_demo_dataset
-from imet_kit.evaluate import evaluate, score_labels
-from imet_kit.labels import LabelSpace, read_annotations, read_labels
-from imet_kit.predict import predict
+from imet_kit.cli.main import main
+from imet_kit.data.demo import make_demo_dataset
+from imet_kit.data.labels import LabelSpace, read_annotations, read_labels
+from imet_kit.multilabel.evaluate import evaluate, score_labels
+from imet_kit.multilabel.predict import predict
 
 TINY = ["--backbone", "tiny_cnn", "--weights", "none", "--image-size", "32", "--batch-size", "8"]
 
@@ -120,7 +120,7 @@ def test_evaluate_cli_submission_and_probs(setup, capsys):
     assert main(["evaluate", "--data", str(data), "--submission", str(bad)]) == 2
     assert "lacks 12 of the 12 ids" in capsys.readouterr().err
     # probabilities are re-ordered to the truth file by the ids of the submission beside them
-    from imet_kit.thresholds import binarize
+    from imet_kit.multilabel.thresholds import binarize
 
     truth = data / "holdout" / "test_labels.csv"
     space = read_labels(data / "labels.csv")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from imet_kit.errors import InputError
-from imet_kit.rerank import LocalFeatureExtractor, count_inliers, rerank
-from imet_kit.retrieval import Neighbours
+from imet_kit.retrieval.rerank import LocalFeatureExtractor, count_inliers, rerank
+from imet_kit.retrieval.search import Neighbours
 
 
 def _texture(seed, h=241, w=319):

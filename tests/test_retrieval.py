@@ -10,18 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imet_kit.cli import main
+from imet_kit.cli.main import main
 from imet_kit.errors import InputError
-from imet_kit.retrieval import (
-    Neighbours,
-    clean_by_class_similarity,
-    embed_images,
-    list_images,
-    load_embeddings,
-    search,
-    vote,
-)
-from imet_kit.retrieval_metrics import map_at_k
+from imet_kit.retrieval.clean import clean_by_class_similarity
+from imet_kit.retrieval.embed import embed_images, list_images, load_embeddings
+from imet_kit.retrieval.metrics import map_at_k
+from imet_kit.retrieval.search import Neighbours, search, vote
 
 
 def _brute_force(q, g, k, exclude_self=False):
@@ -137,7 +131,7 @@ def _write_images(folder, n, rng):
 
 
 def test_export_embed_in_chunks_and_resume(tmp_path):
-    from imet_kit.retrieval import export_embedding_model
+    from imet_kit.retrieval.embed import export_embedding_model
 
     rng = np.random.default_rng(0)
     _write_images(tmp_path / "imgs", 7, rng)
@@ -147,7 +141,7 @@ def test_export_embed_in_chunks_and_resume(tmp_path):
                        labels=list("aabbccd"), batch_size=2, chunk_size=3, progress=False)
     es = load_embeddings(out)
     assert es.ids == ids and es.labels.tolist() == list("aabbccd") and es.embeddings.shape == (7, 6)
-    from imet_kit.images import read_image
+    from imet_kit.data.images import read_image
 
     x = np.stack([cv2.resize(read_image(p), (16, 16), interpolation=cv2.INTER_AREA) for p in paths])
     np.testing.assert_allclose(es.embeddings, emb_model.predict(x.astype("float32"), verbose=0), atol=1e-5)
@@ -169,7 +163,7 @@ def test_export_embed_in_chunks_and_resume(tmp_path):
 
 
 def test_embed_and_search_commands(tmp_path, capsys):
-    from imet_kit.retrieval import export_embedding_model
+    from imet_kit.retrieval.embed import export_embedding_model
 
     rng = np.random.default_rng(1)
     _write_images(tmp_path / "imgs", 6, rng)
@@ -199,11 +193,12 @@ def test_embedding_model_trained_on_demo_data_retrieves_same_scene(tmp_path):
     """
     import keras
 
-    from imet_kit.demo import make_demo_dataset
-    from imet_kit.images import read_image
-    from imet_kit.labels import find_images, load_dataset, read_annotations
+    from imet_kit.data.demo import make_demo_dataset
+    from imet_kit.data.folder import find_images, load_dataset
+    from imet_kit.data.images import read_image
+    from imet_kit.data.labels import read_annotations
     from imet_kit.models.margins import build_embedding_model
-    from imet_kit.retrieval import export_embedding_model
+    from imet_kit.retrieval.embed import export_embedding_model
 
     root = tmp_path / "demo"
     make_demo_dataset(root, size="small", seed=0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from imet_kit.errors import InputError
-from imet_kit.retrieval_metrics import (
+from imet_kit.retrieval.metrics import (
     average_precision_at_k,
     count_relevant,
     gap,
@@ -66,7 +66,7 @@ def test_gap_by_hand():
 def test_callback_adds_retrieval_metrics_to_logs():
     import keras
 
-    from imet_kit.retrieval_metrics import RetrievalMetricsCallback
+    from imet_kit.retrieval.metrics import RetrievalMetricsCallback
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), 5)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from imet_kit.errors import InputError
-from imet_kit.schedules import WarmupCosineSchedule, lr_values, plot_lr_schedule
+from imet_kit.plots.training import plot_lr_schedule
+from imet_kit.training.schedules import WarmupCosineSchedule, lr_values
 
 
 def test_schedule_shape_by_hand():
@@ -48,12 +49,12 @@ def test_schedule_round_trips_inside_a_saved_model(tmp_path):
 
 def test_plot_writes_a_png(tmp_path):
     s = WarmupCosineSchedule.from_epochs(1e-3, 12, 100, warmup_epochs=2, sustain_epochs=1, start_lr=1e-5, min_lr=1e-5)
-    out = plot_lr_schedule(s, 1300, tmp_path / "plots" / "lr.png", steps_per_epoch=100)
+    out = plot_lr_schedule(lr_values(s, 1300), tmp_path / "plots" / "lr.png", steps_per_epoch=100)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.stat().st_size > 5000
 
 
-@pytest.mark.parametrize("module", ["imet_kit.schedules"])
+@pytest.mark.parametrize("module", ["imet_kit.training.schedules"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

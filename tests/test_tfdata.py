@@ -1,4 +1,4 @@
-"""imet_kit.tfdata: TFRecord writing, the in-graph reader, parity with ImageDataset."""
+"""imet_kit.data.tfdata: TFRecord writing, the in-graph reader, parity with ImageDataset."""
 
 import json
 import logging
@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from imet_kit import augment as aug
-from imet_kit.cli import main
-from imet_kit.dataset import ImageDataset
+from imet_kit.cli.main import main
+from imet_kit.data import augment as aug
+from imet_kit.data.dataset import ImageDataset
+from imet_kit.data.tfdata import make_tf_dataset, read_metadata, write_tfrecords
 from imet_kit.errors import ImageReadError, InputError
-from imet_kit.tfdata import make_tf_dataset, read_metadata, write_tfrecords
 
 pytestmark = pytest.mark.filterwarnings("error::UserWarning")
 
@@ -127,7 +127,7 @@ def test_writer_corrupt_files(files, tmp_path, caplog):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     with pytest.raises(ImageReadError, match="bad.png"):
         write_tfrecords([*paths, str(bad)], tmp_path / "a", y=np.vstack([y, y[:1]]))
-    with caplog.at_level(logging.WARNING, logger="imet_kit.tfdata"):
+    with caplog.at_level(logging.WARNING, logger="imet_kit.data.tfdata"):
         meta = write_tfrecords([*paths, str(bad)], tmp_path / "b", y=np.vstack([y, y[:1]]),
                                skip_corrupt=True)
     assert meta["count"] == N and list(meta["skipped"]) == [str(bad)]
@@ -162,7 +162,7 @@ def test_fit_under_mirrored_strategy(records, tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras
-        from imet_kit.tfdata import make_tf_dataset
+        from imet_kit.data.tfdata import make_tf_dataset
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         with strategy.scope():
             model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(),

@@ -1,4 +1,4 @@
-"""imet_kit.thresholds against the 2019 notebook's binarize_prediction and sklearn's F2."""
+"""imet_kit.multilabel.thresholds against the 2019 notebook's binarize_prediction and sklearn's F2."""
 
 import itertools
 import warnings
@@ -8,15 +8,14 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics import fbeta_score
 
+from imet_kit.data.labels import LabelSpace
 from imet_kit.errors import InputError
-from imet_kit.labels import LabelSpace
-from imet_kit.metrics import fbeta_samples
-from imet_kit.thresholds import (
+from imet_kit.multilabel.metrics import fbeta_samples
+from imet_kit.multilabel.threshold_search import search_per_class, search_per_group
+from imet_kit.multilabel.thresholds import (
     DEFAULT_THRESHOLDS,
     binarize,
     binarize_groups,
-    search_per_class,
-    search_per_group,
     sweep_thresholds,
 )
 
@@ -177,7 +176,7 @@ def test_bad_inputs_raise_input_error_naming_the_problem():
         sweep_thresholds(probs, y, [])
 
 
-@pytest.mark.parametrize("module", ["imet_kit.thresholds"])
+@pytest.mark.parametrize("module", ["imet_kit.multilabel.thresholds"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imet_kit.cli import main
+from imet_kit.cli.main import main
 from imet_kit.config import TrainConfig
-from imet_kit.demo import make_demo_dataset
+from imet_kit.data.demo import make_demo_dataset
 from imet_kit.errors import InputError
-from imet_kit.runs import RunDir
+from imet_kit.training.rundir import RunDir
 
 TINY = ["--backbone", "tiny_cnn", "--weights", "none", "--image-size", "32", "--batch-size", "8",
         "--augment", "light", "--lr", "0.003"]
@@ -66,8 +66,8 @@ def test_oof_thresholds_match_a_sweep_of_the_saved_oof(trained, data):
     """The global threshold is the best of the sweep on the saved OOF probabilities (sklearn F2)."""
     from sklearn.metrics import fbeta_score
 
-    from imet_kit.labels import load_dataset
-    from imet_kit.thresholds import binarize
+    from imet_kit.data.folder import load_dataset
+    from imet_kit.multilabel.thresholds import binarize
 
     y = np.asarray(load_dataset(data).train.y)
     oof = np.load(trained / "oof.npy")
@@ -112,10 +112,10 @@ def test_run_from_another_dataset_is_refused(trained, tmp_path, capsys):
 @pytest.mark.parametrize("flags, message", [
     (["--folds", "1"], "folds"),
     (["--epochs", "0"], "epochs"),
-    (["--backbone", "effnet_b0"], "Unknown backbone 'effnet_b0'"),
-    (["--fold", "7"], "--fold 7 is out of range"),
-    (["--loss", "hinge"], "invalid choice: 'hinge'"),
-    (["--augment", "wild"], "wild"),
+    (["--backbone", "effnet_b0"], "backbone: unknown 'effnet_b0', expected one of"),
+    (["--fold", "7"], "fold: 7 is out of range, folds are 0..1"),
+    (["--loss", "hinge"], "loss: unknown 'hinge', expected one of asl, bce, focal"),
+    (["--augment", "wild"], "augment: unknown 'wild', expected one of notebook"),
 ])
 def test_bad_flags_are_one_line_exit_2(data, tmp_path, capsys, flags, message):
     argv = ["train", "--data", str(data), "--out", str(tmp_path / "r"), "--folds", "2", "--epochs", "1",
@@ -127,6 +127,7 @@ def test_bad_flags_are_one_line_exit_2(data, tmp_path, capsys, flags, message):
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # checked before anything is written
 
 
 def test_missing_data_is_one_line(tmp_path, capsys):
@@ -135,12 +136,12 @@ def test_missing_data_is_one_line(tmp_path, capsys):
 
 
 def test_config_file_and_flag_precedence(tmp_path):
-    from imet_kit.commands.train import resolve_config
+    from imet_kit.cli.train import resolve_config
 
     cfg_file = tmp_path / "c.json"
     cfg_file.write_text(json.dumps({"epochs": 3, "lr": 0.01, "backbone": "tiny_cnn"}))
     parser_args = ["train", "--config", str(cfg_file), "--lr", "0.002", "--data", "d"]
-    from imet_kit.cli import build_parser
+    from imet_kit.cli.main import build_parser
 
     cfg = resolve_config(build_parser().parse_args(parser_args))
     assert (cfg.epochs, cfg.lr, cfg.backbone, cfg.batch_size) == (3, 0.002, "tiny_cnn", 32)
@@ -186,7 +187,7 @@ def test_kill_9_mid_fold_then_resume(data, tmp_path):
     assert run.fold_done(0) and not run.fold_done(1)
     assert (out / "fold1" / "last.keras").is_file()
     lines = []
-    from imet_kit.train import train_cv
+    from imet_kit.training.engine import train_cv
 
     summary = train_cv(run.load_config(), resume=True, report=lines.append)
     assert (out / "folds.csv").read_text() == folds_before

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imet_kit.cli import main
-from imet_kit.demo import make_demo_dataset, write_identity_csv
-from imet_kit.runs import RunDir, load_model
+from imet_kit.cli.main import main
+from imet_kit.data.demo import make_demo_dataset, write_identity_csv
+from imet_kit.models.loading import load_model
+from imet_kit.training.rundir import RunDir
 
 TINY = ["--folds", "2", "--epochs", "3", "--backbone", "tiny_cnn", "--weights", "none",
         "--image-size", "48", "--batch-size", "16", "--augment", "none", "--lr", "0.001"]
@@ -39,15 +40,15 @@ def _val_fold(run_dir, data_dir, k):
 
 
 def _map10(embeddings, labels):
-    from imet_kit.retrieval import search
-    from imet_kit.retrieval_metrics import map_at_k
+    from imet_kit.retrieval.metrics import map_at_k
+    from imet_kit.retrieval.search import search
 
     nb = search(embeddings, embeddings, k=10, exclude_self=True, progress=False)
     return map_at_k(nb.indices, labels, labels, 10, exclude_self=True)
 
 
 def _embed(model, paths):
-    from imet_kit.dataset import ImageDataset
+    from imet_kit.data.dataset import ImageDataset
 
     return model.predict(ImageDataset(paths, None, size=48, batch_size=16), verbose=0)
 
@@ -89,9 +90,9 @@ def test_run_folder_classes_folds_and_history(trained, identities):
 def test_embedding_is_unit_norm_best_epoch_and_beats_random(trained, identities):
     import keras
 
-    from imet_kit.retrieval import export_embedding_model
-    from imet_kit.retrieval_metrics import map_at_k
-    from imet_kit.train_embedding import _build, load_identities
+    from imet_kit.retrieval.embed import export_embedding_model
+    from imet_kit.retrieval.metrics import map_at_k
+    from imet_kit.retrieval.task import _build, load_identities
 
     run, rng = RunDir(trained), np.random.default_rng(0)
     cfg, data = run.load_config(), load_identities(identities)
@@ -168,6 +169,6 @@ def test_an_existing_run_is_refused_without_resume(trained, identities, capsys):
 def test_docstring_examples_run():
     import doctest
 
-    import imet_kit.train_embedding as module
+    import imet_kit.retrieval.task as module
 
     assert doctest.testmod(module).failed == 0

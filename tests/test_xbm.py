@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from imet_kit.errors import InputError
-from imet_kit.xbm import CrossBatchMemory, contrastive_loss
+from imet_kit.models.xbm import CrossBatchMemory, contrastive_loss
 
 
 def _unit(rng, n, d=4):

@@ -1,14 +1,14 @@
 """Backbones, heads and the multi-label classifier (Keras 3)."""
 
-from .backbones import (
+from imet_kit.models.backbones import (
     BACKBONES,
     BackboneSpec,
     build_backbone,
     get_backbone_spec,
     preprocessing_layer,
 )
-from .classifier import build_classifier, load_classifier, set_backbone_trainable
-from .heads import GeMPooling2D, apply_head, pooling_layer
+from imet_kit.models.classifier import build_classifier, load_classifier, set_backbone_trainable
+from imet_kit.models.heads import GeMPooling2D, apply_head, pooling_layer
 
 __all__ = [
     "BACKBONES",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import keras
 
-from ..errors import DataFileError, InputError, WeightsUnavailableError, describe_choices
+from imet_kit.errors import DataFileError, InputError, WeightsUnavailableError, describe_choices
 
 logger = logging.getLogger(__name__)
 

@@ -11,14 +11,15 @@ import os
 
 import keras
 
-from ..errors import DataFileError, InputError
-from .backbones import (
+from imet_kit.errors import InputError
+from imet_kit.models.backbones import (
     DEFAULT_DOWNLOAD_TIMEOUT,
     build_backbone,
     get_backbone_spec,
     preprocessing_layer,
 )
-from .heads import apply_head
+from imet_kit.models.heads import apply_head
+from imet_kit.models.loading import load_model
 
 logger = logging.getLogger(__name__)
 
@@ -125,26 +126,6 @@ def set_backbone_trainable(model: keras.Model, trainable: bool, *, freeze_batchn
     return n
 
 
-def load_classifier(path: str | os.PathLike, *, compile: bool = True) -> keras.Model:
-    """Load a model saved with ``model.save("x.keras")``, registering what it may need.
 
-    Imports the modules whose classes the file can reference (imet_kit's layers,
-    losses and schedules, and the optional ``efficientnet`` package's ``swish`` /
-    ``FixedDropout`` for ``efn_*`` backbones) before ``keras.saving.load_model``.
 
-    Example:
-        >>> import tempfile, os
-        >>> path = os.path.join(tempfile.mkdtemp(), "m.keras")
-        >>> build_classifier("tiny_cnn", 3, input_size=32).save(path)
-        >>> load_classifier(path).output_shape
-        (None, 3)
-    """
-    from .. import losses, schedules  # noqa: F401  (register serialisable classes)
-
-    try:
-        import efficientnet.tfkeras  # noqa: F401  (registers swish, FixedDropout)
-    except ImportError:
-        pass
-    if not os.path.isfile(path):
-        raise DataFileError(f"Model file '{path}' does not exist; expected a .keras file from model.save().")
-    return keras.saving.load_model(path, compile=compile)
+load_classifier = load_model  # the name this loader had before imet_kit.models.loading

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from ..errors import InputError, describe_choices
+from imet_kit.errors import InputError, describe_choices
 
 POOLINGS = ("avg", "max", "gem")
 EMBEDDING_LAYER = "embedding"

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from ..errors import InputError, describe_choices
+from imet_kit.errors import InputError, describe_choices
 
 _EPS = 1e-12
 
@@ -277,7 +277,7 @@ def build_embedding_model(
             train with ``xbm`` alone (its loss is added by the layer; compile with ``loss=None``).
         embedding_dim: width of the embedding.
         dropout: dropout before the embedding projection.
-        xbm: an :class:`imet_kit.xbm.CrossBatchMemory` fed with ``[embedding, label]``.
+        xbm: an :class:`imet_kit.models.xbm.CrossBatchMemory` fed with ``[embedding, label]``.
         preprocess: a layer mapping 0-255 images to the backbone's range (e.g.
             ``preprocessing_layer(spec)``), so both models take 0-255 RGB.
         pooling: feature map -> vector; default ``GlobalAveragePooling2D`` (GeM: ``pooling_layer("gem")``).

@@ -1,0 +1,62 @@
+"""`imet-kit predict`: fold ensemble x TTA on the test split -> submission.csv."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "predict"
+ORDER = 40
+HELP = "predict the test split with every fold model and TTA; write submission.csv"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run folder of imet-kit train")
+    p.add_argument("--data", required=True, help="dataset folder (labels.csv, sample_submission.csv, test/)")
+    p.add_argument("--tta", type=int, default=1, help="deterministic test-time views per image (default 1)")
+    p.add_argument("--out", default="submission.csv", help="submission path (default submission.csv)")
+    p.add_argument("--threshold", type=float, help="one global threshold instead of the run's")
+    p.add_argument("--threshold-mode", choices=["global", "group", "class"],
+                   help="which of the run's OOF thresholds to use (default: the run's choice)")
+    p.add_argument("--fold", type=int, action="append", dest="folds", help="use only fold k (repeatable)")
+    p.add_argument("--batch-size", type=int, help="default: the run's")
+    p.add_argument("--truth", help="CSV of true test labels to score against (default: DATA/holdout/"
+                                   "test_labels.csv when it exists)")
+    p.add_argument("--no-gallery", action="store_true",
+                   help="skip <out>_gallery.png (test images with predicted and true labels)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from imet_kit.data.labels import read_annotations
+    from imet_kit.multilabel.evaluate import default_truth, format_scores, score_labels
+    from imet_kit.multilabel.predict import predict, probs_path
+    from imet_kit.training.rundir import RunDir
+
+    pred = predict(args.run, args.data, tta=args.tta, out=args.out, threshold=args.threshold,
+                   threshold_mode=args.threshold_mode, folds=args.folds, batch_size=args.batch_size)
+    print(f"wrote {args.out} ({len(pred.ids)} images, folds {pred.folds}, TTA {pred.tta}) "
+          f"and {probs_path(args.out)}")
+    truth = Path(args.truth) if args.truth else default_truth(args.data)
+    space = RunDir(args.run).load_space()
+    y_true = None
+    if truth.is_file():
+        true = read_annotations(truth, space)
+        where = {i: r for r, i in enumerate(true.ids)}
+        if all(i in where for i in pred.ids):
+            y_true = np.asarray(true.y)[[where[i] for i in pred.ids]]
+            scores = score_labels(y_true, pred.labels, space)
+            print(format_scores(scores, f"scored against {truth}"))
+    if not args.no_gallery:
+        from imet_kit.data.folder import find_images
+        from imet_kit.data.images import read_image
+        from imet_kit.plots.gallery import plot_gallery
+
+        out = Path(args.out)
+        paths = find_images(Path(args.data) / "test", pred.ids[:12], what="test images")
+        png = plot_gallery([read_image(p) for p in paths], pred.ids[:12], pred.labels[:12], space.names, out.with_name(f"{out.stem}_gallery.png"),
+                           truth=None if y_true is None else y_true[:12].astype(bool))
+        print(f"gallery: {png}")
+    return 0

@@ -1,1 +1,0 @@
-"""One module per `imet-kit` subcommand (NAME, HELP, add_arguments, run); see cli.py."""

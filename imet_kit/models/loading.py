@@ -1,0 +1,65 @@
+"""The one model loader: registers every imet_kit layer and loss (and the optional ``efn_*``
+backbones' ``swish`` / ``FixedDropout``) before ``keras.saving.load_model``.
+
+Files come from a run folder or ``model.save``; a file that is missing, cut short or not a Keras
+model raises :class:`~imet_kit.errors.InputError` naming it, and a model that needs unsafe
+deserialisation (a ``Lambda`` layer) is refused with a one-line reason, never executed.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+from imet_kit.errors import InputError
+
+
+def _register() -> None:
+    from imet_kit.models import backbones, heads, losses, margins, xbm  # noqa: F401  (registration)
+
+    try:
+        import efficientnet.tfkeras  # noqa: F401  (registers swish, FixedDropout)
+    except ImportError:  # an optional backbone that is not installed cannot be in the file either
+        pass
+
+
+def load_model(path: str | os.PathLike, *, compile: bool = True):
+    """Load a ``.keras`` model saved by imet_kit (or ``model.save``).
+
+    Args:
+        path: the ``.keras`` file.
+        compile: restore the optimizer and loss too (for resuming training). A file whose
+            optimizer uses a schedule needs :mod:`imet_kit.training.schedules` imported first;
+            the training engine does so.
+
+    Example:
+        >>> import tempfile, os
+        >>> from imet_kit.models.classifier import build_classifier
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.keras")
+        >>> build_classifier("tiny_cnn", 3, input_size=32).save(path)
+        >>> load_model(path).output_shape
+        (None, 3)
+    """
+    import keras
+
+    _register()
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Model file '{path}' does not exist; expected a .keras file saved by "
+                         f"imet-kit train or model.save().")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"Model file '{path}' is not a Keras .keras archive (cut short, or another "
+                         f"format). Retrain the fold, or point at the file model.save() wrote.")
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "Lambda" in str(exc):
+            raise InputError(f"Model file '{path}' holds a Lambda layer (arbitrary code); imet_kit "
+                             f"does not run code from model files. Rebuild the model without "
+                             f"Lambda layers.") from None
+        raise InputError(f"Model file '{path}' cannot be loaded: {str(exc).splitlines()[0]}") from None
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise InputError(f"Model file '{path}' is damaged ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}). Retrain "
+                         f"the fold, or restore the file.") from None

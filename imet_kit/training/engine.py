@@ -1,0 +1,179 @@
+"""The one K-fold training engine: create or resume the run folder, walk the folds, checkpoint
+every epoch, let the task finish each fold and the run. It knows no task (see
+:mod:`imet_kit.training.task`).
+
+A run survives being killed at any moment: after every epoch the model and its optimizer go to
+``fold{k}/last.keras`` and the epoch to ``state.json``; ``resume=True`` continues the unfinished
+fold from its last finished epoch and skips finished folds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import fields
+
+import numpy as np
+
+from imet_kit.atomic import atomic_write_json
+from imet_kit.config import TrainConfig
+from imet_kit.errors import InputError
+from imet_kit.training.optim import jit_compile, make_optimizer
+from imet_kit.training.rundir import RunDir
+from imet_kit.training.task import Task, TaskData, get_task
+
+log = logging.getLogger(__name__)
+
+Reporter = Callable[[str], None]
+
+# where the data lives, how fast it loads and which folds this call trains may change on resume;
+# what is learned may not
+RESUME_FREE_FIELDS = ("data", "out", "train_folds", "workers", "use_multiprocessing")
+
+
+def resolve_size(config: TrainConfig) -> int:
+    """The square input side: ``config.image_size`` or the backbone's default."""
+    from imet_kit.models.backbones import get_backbone_spec
+
+    return int(config.image_size or get_backbone_spec(config.backbone).default_size)
+
+
+def fit_phases(model, train_ds, config: TrainConfig, strategy, initial_epoch: int, callbacks: list,
+               compile_model: Callable[[], None], verbose="auto", **fit_kwargs) -> None:
+    """Fit in up to two phases: an optional head warm-up with the backbone frozen, then all.
+
+    A model resumed from ``last.keras`` keeps its compiled optimizer for the phase it resumes in.
+    """
+    from imet_kit.models.classifier import set_backbone_trainable
+
+    phases = [(False, config.head_warmup_epochs)] if config.head_warmup_epochs else []
+    phases.append((True, config.epochs))
+    start = initial_epoch
+    for trainable, end in phases:
+        if start >= end:
+            continue
+        if not (initial_epoch and start == initial_epoch):
+            with strategy.scope():
+                if config.head_warmup_epochs:
+                    # pretrained BatchNorm statistics stay frozen; random-init ones must learn
+                    set_backbone_trainable(model, trainable,
+                                           freeze_batchnorm=config.weights is not None)
+                compile_model()
+        model.fit(train_ds, epochs=end, initial_epoch=start, callbacks=callbacks, verbose=verbose,
+                  **fit_kwargs)
+        start = end
+        if model.stop_training:
+            break
+
+
+def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: int,
+               folds: np.ndarray, *, report: Reporter | None = None) -> dict:
+    """Train fold ``k`` (validation = rows with ``folds == k``), resuming from its last epoch.
+
+    Returns:
+        The task's result row for the fold (also kept in ``fold{k}/state.json``).
+    """
+    import keras
+
+    from imet_kit.training.checkpoint import EpochSeed, RunCheckpoint, resume_or_build
+
+    size = resolve_size(config)
+    tr, va = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+    setup = task.setup_fold(config, data, tr, va, size)
+    model, strategy, initial_epoch, best = resume_or_build(
+        config, run, k, lambda: task.build_model(config, data, tr, size), report,
+        monitor=task.monitor)
+    setup.train.epoch = initial_epoch  # shuffling and augmentation: seeded by (seed, epoch, batch)
+    callbacks = [EpochSeed(config.seed, k), *task.callbacks(model, config, data, setup),
+                 RunCheckpoint(run, k, best, monitor=task.monitor)]
+    if config.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=task.monitor, mode="max",
+                                                       patience=config.patience))
+
+    def compile_model():
+        task.compile_model(model, config, data, make_optimizer(config, len(setup.train)),
+                           jit_compile(config))
+
+    fit_phases(model, setup.train, config, strategy, initial_epoch, callbacks, compile_model,
+               verbose="auto" if report else 0, **setup.fit_kwargs)
+    history = run.read_history(k)
+    result = {"fold": k, **task.finish_fold(run, k, config, data, setup, history),
+              "epochs": len(history), "n_train": int(len(tr)), "n_val": int(len(va))}
+    run.write_fold_state(k, {"epoch": len(history), "done": True, **result})
+    (run.fold_dir(k) / "last.keras").unlink(missing_ok=True)  # best is kept; last only resumes
+    keras.backend.clear_session()
+    return result
+
+
+def check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:
+    """Refuse to continue a run with settings that change what is learned."""
+    diff = [f.name for f in fields(TrainConfig)
+            if f.name not in RESUME_FREE_FIELDS and getattr(saved, f.name) != getattr(given, f.name)]
+    if diff:
+        raise InputError(
+            f"--resume continues a run with its saved config, but {', '.join(diff)} differ "
+            f"(saved: {', '.join(f'{d}={getattr(saved, d)!r}' for d in diff)}). Drop those flags, "
+            f"or start a new run with another --out."
+        )
+
+
+def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | None = None,
+             task: Task | None = None) -> dict:
+    """Train every fold (or ``config.train_folds``) of the config's task, then finish the run.
+
+    Args:
+        config: the run's configuration (``config.out`` is the run folder, ``config.task`` the
+            task: ``multilabel`` chooses thresholds on the out-of-fold predictions,
+            ``embedding`` exports an embedding model per fold).
+        resume: continue an existing run folder; without it an existing folder is refused.
+        report: called with one human-readable line per event (fold start / end / skip).
+        task: a :class:`~imet_kit.training.task.Task` instance instead of ``config.task``'s.
+
+    Returns:
+        The summary dict also written to ``RUN/summary.json``.
+
+    Example:
+        >>> cfg = TrainConfig(data="demo_data", out="runs/demo", backbone="tiny_cnn",
+        ...                   weights=None, image_size=64, epochs=2, folds=2)
+        >>> summary = train_cv(cfg)  # doctest: +SKIP
+    """
+    from imet_kit.folds.maker import make_folds
+    from imet_kit.training.validate import check_config
+
+    task = task or get_task(config.task)
+    config = check_config(config, task)  # every name and number, before anything is written
+    run = RunDir(config.out)
+    if run.exists() and not resume:
+        raise InputError(f"Run folder '{run.path}' already holds a run. Pass --resume to continue "
+                         f"it, or choose another --out.")
+    if run.exists():
+        check_resume_config(run.load_config(), config)
+    data = task.load_data(config)
+    if run.exists():
+        run.check_same_labels(data.space, config.data)
+        run.check_same_train_ids(data.ids, config.data)
+        folds = run.load_folds()["fold"].to_numpy()
+    else:
+        folds = make_folds(data.y, n_folds=config.folds, method=config.fold_method,
+                           seed=config.seed)
+        run.create(config, data.space, data.ids, folds)  # config.json before any training
+        task.on_create(run, data)
+    todo = list(config.train_folds) if config.train_folds is not None else list(range(config.folds))
+    results = {}
+    for k in todo:
+        if run.fold_done(k):
+            res = run.fold_state(k)
+            if report:
+                report(f"fold {k}: already trained ({task.describe_fold(res)}), skipped")
+        else:
+            if report:
+                report(f"fold {k}: training on {int((folds != k).sum())} images, "
+                       f"validating on {int((folds == k).sum())}")
+            res = train_fold(task, config, data, run, k, folds, report=report)
+            if report:
+                report(f"fold {k}: {task.describe_fold(res)} "
+                       f"(epoch {res.get('best_epoch', '?')}/{config.epochs})")
+        results[str(k)] = res
+    summary = task.finish(run, config, data, folds, results)
+    atomic_write_json(summary, run.summary_path)
+    return summary
