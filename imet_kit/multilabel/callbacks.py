@@ -1,4 +1,4 @@
-"""Training callbacks: the threshold-sweep F2 and a JSON-lines epoch log.
+"""The threshold-sweep F2 callback: ``val_f2`` and ``val_threshold`` in the epoch logs.
 
 :class:`F2Callback` writes ``val_f2`` and ``val_threshold`` into the epoch logs.
 Put it *before* ``ModelCheckpoint`` / ``EarlyStopping`` / ``ReduceLROnPlateau``
@@ -8,8 +8,6 @@ those ``mode="max"``: with ``mode="auto"`` Keras minimises a key named ``val_f2`
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import logging
 import math
 import os
@@ -119,69 +117,3 @@ class F2Callback(keras.callbacks.Callback):
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
             logger.info("restored the weights of epoch %d (val_f2 %.5f)", self.best_epoch + 1, self.best_score)
-
-
-def _jsonable(value):
-    if isinstance(value, (np.generic, np.ndarray)):
-        value = value.tolist()
-    if hasattr(value, "numpy"):
-        value = np.asarray(value).tolist()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN / inf
-    return value
-
-
-class JsonLinesLogger(keras.callbacks.Callback):
-    """Append one JSON object per epoch (``epoch`` 1-based, ``time``, ``lr``, all logs).
-
-    Put it last in the callback list so it sees keys other callbacks add.
-
-    Args:
-        path: the ``.jsonl`` file.
-        append: keep existing lines (resuming) instead of truncating at train start.
-
-    Example:
-        >>> import tempfile, os
-        >>> log = JsonLinesLogger(os.path.join(tempfile.mkdtemp(), "history.jsonl"))
-        >>> log.path.name
-        'history.jsonl'
-    """
-
-    def __init__(self, path: str | os.PathLike, append: bool = False):
-        super().__init__()
-        self.path = Path(path)
-        self.append = bool(append)
-
-    def on_train_begin(self, logs=None):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.append:
-            self.path.write_text("")
-
-    def _lr(self):
-        opt = getattr(self.model, "optimizer", None)
-        if opt is None:
-            return None
-        try:
-            return float(keras.ops.convert_to_numpy(opt.learning_rate))
-        except (TypeError, ValueError, AttributeError):
-            return None
-
-    def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch + 1, "time": _dt.datetime.now().isoformat(timespec="seconds")}
-        lr = self._lr()
-        if lr is not None:
-            row["lr"] = lr
-        row.update({k: _jsonable(v) for k, v in (logs or {}).items()})
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(row, sort_keys=False) + "\n")
-
-
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSON-lines log back (skips a torn last line)."""
-    rows = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            logger.warning("skipping unreadable line in %s", path)
-    return rows

@@ -102,7 +102,7 @@ SCRIPT = textwrap.dedent("""
 def test_one_epoch_under_mirrored_strategy_on_two_logical_cpus():
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+                          timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["cpus"] == 2 and out["replicas"] == 2 and out["strategy"] == "MirroredStrategy"

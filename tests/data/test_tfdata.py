@@ -174,6 +174,6 @@ def test_fit_under_mirrored_strategy(records, tmp_path):
     """)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))
+                         timeout=120, env=env, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert res.returncode == 0, res.stderr[-2000:]
     assert "LOSS" in res.stdout and res.stdout.strip().endswith(" 2")
