@@ -1,5 +1,3 @@
-import sys
+from imet_kit.cli.main import entry
 
-from imet_kit.cli.main import main
-
-sys.exit(main())
+entry()

@@ -40,3 +40,19 @@ class WeightsUnavailableError(ImetKitError, RuntimeError):
 def describe_choices(choices) -> str:
     """Format a list of valid values for an error message."""
     return ", ".join(str(c) for c in choices)
+
+
+class RunLockedError(ImetKitError, RuntimeError):
+    """Another process holds the run folder (or the fold) this command would write."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT (Ctrl-C) or SIGTERM; what a resume needs is saved.
+
+    ``exit_code`` is 130 for SIGINT and 143 for SIGTERM, as shells report them.
+    """
+
+    def __init__(self, signum: int = 2) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted by signal {signum}")

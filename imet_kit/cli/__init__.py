@@ -5,6 +5,6 @@ Each subcommand module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 no other file.
 """
 
-from imet_kit.cli.main import main
+from imet_kit.cli.main import entry, main
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]

@@ -81,10 +81,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImetKitError as exc:
         sys.stderr.write(f"imet-kit {args.command}: error: {exc}\n")
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write(f"imet-kit {args.command}: interrupted\n")
-        return 130
+    except KeyboardInterrupt as exc:  # TrainingInterrupted carries 130 (SIGINT) or 143 (SIGTERM)
+        hint = "; continue with --resume" if args.command == "train" else ""
+        sys.stderr.write(f"imet-kit {args.command}: interrupted{hint}\n")
+        return int(getattr(exc, "exit_code", 130))
+
+
+def entry() -> None:
+    """The ``imet-kit`` console script: :func:`main`, then exit with its code.
+
+    After an interrupt the process leaves with ``os._exit`` once its output is flushed: the
+    interpreter's normal shutdown would tear down TensorFlow's and the data loader's threads
+    mid-flight, which aborts (SIGABRT, "exception not rethrown") instead of exiting 130 / 143.
+    Everything a resume needs is already on disk by then.
+    """
+    import signal
+
+    from imet_kit.errors import TrainingInterrupted
+
+    def on_sigterm(signum, frame):  # as Ctrl-C does by default: unwind, then exit 143
+        raise TrainingInterrupted(signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    code = main()
+    if code in (130, 143):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

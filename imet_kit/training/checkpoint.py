@@ -1,8 +1,8 @@
 """What the engine saves every epoch, and how a fold picks up from it.
 
-After each epoch :class:`RunCheckpoint` writes ``fold{k}/last.keras`` (model and optimizer),
+After each epoch :class:`RunCheckpoint` writes ``fold{k}/last-e{N}.keras`` (model and optimizer after N epochs; state.json names it),
 ``best.keras`` when the monitored value improved, a ``history.jsonl`` row and ``state.json``,
-each to a temporary name and renamed. :func:`resume_or_build` loads ``last.keras`` when a fold
+each to a temporary name and renamed. :func:`resume_or_build` loads that checkpoint when a fold
 stopped midway. :class:`EpochSeed` seeds every epoch from (seed, fold, epoch), so a fold resumed
 at epoch e continues exactly as an uninterrupted one would.
 """
@@ -24,6 +24,18 @@ from imet_kit.training.rundir import RunDir
 log = logging.getLogger(__name__)
 
 Reporter = Callable[[str], None]
+
+
+def last_checkpoint_name(epochs_done: int) -> str:
+    """The resume checkpoint after ``epochs_done`` finished epochs."""
+    return f"last-e{int(epochs_done)}.keras"
+
+
+def remove_stale_checkpoints(fold, keep: str | None = None) -> None:
+    """Delete resume checkpoints other than ``keep`` (all of them with ``keep=None``)."""
+    for p in fold.glob("last-e*.keras"):
+        if p.name != keep:
+            p.unlink(missing_ok=True)
 
 
 def epoch_seed(seed: int, fold: int, epoch: int) -> int:
@@ -79,7 +91,10 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.best = float(value)
         if improved or not (fold / "best.keras").exists():
             atomic_save_model(self.model, fold / "best.keras")
-        atomic_save_model(self.model, fold / "last.keras")
+        # the resume checkpoint is named after its epoch and state.json points at it, so a kill
+        # between the two writes leaves the previous (checkpoint, state) pair consistent
+        last = last_checkpoint_name(epoch + 1)
+        atomic_save_model(self.model, fold / last)
         row = {"epoch": epoch, "seconds": round(time.time() - self.t0, 1),
                **{k: float(v) for k, v in logs.items() if np.ndim(v) == 0}}
         try:
@@ -88,7 +103,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             pass
         self.run.append_history(self.k, row)
         self.run.write_fold_state(self.k, {"epoch": epoch + 1, self.state_key: self.best,
-                                           "done": False})
+                                           "last": last, "done": False})
+        remove_stale_checkpoints(fold, keep=last)
 
 
 def resume_or_build(config, run: RunDir, k: int, build: Callable[[], object],
@@ -107,12 +123,14 @@ def resume_or_build(config, run: RunDir, k: int, build: Callable[[], object],
     fold = run.fold_dir(k)
     fold.mkdir(parents=True, exist_ok=True)
     state = run.fold_state(k)
-    initial_epoch = int(state.get("epoch", 0)) if (fold / "last.keras").is_file() else 0
+    last = fold / str(state.get("last", last_checkpoint_name(state.get("epoch", 0))))
+    initial_epoch = int(state.get("epoch", 0)) if last.is_file() and not state.get("done") else 0
+    remove_stale_checkpoints(fold, keep=last.name if initial_epoch else None)
     best = float(state.get("best_" + monitor.removeprefix("val_"), -1.0)) if initial_epoch else -1.0
     strategy = get_strategy("auto")
     with strategy.scope():
         if initial_epoch:
-            model = load_model(fold / "last.keras")
+            model = load_model(last)
             log.info("fold %d: resuming after epoch %d (best %s %.4f)", k, initial_epoch, monitor, best)
             if report:
                 report(f"fold {k}: resuming from epoch {initial_epoch + 1}/{config.epochs}")

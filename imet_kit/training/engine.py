@@ -3,19 +3,22 @@ every epoch, let the task finish each fold and the run. It knows no task (see
 :mod:`imet_kit.training.task`).
 
 A run survives being killed at any moment: after every epoch the model and its optimizer go to
-``fold{k}/last.keras`` and the epoch to ``state.json``; ``resume=True`` continues the unfinished
+``fold{k}/last-e{N}.keras`` and the epoch to ``state.json``; ``resume=True`` continues the unfinished
 fold from its last finished epoch and skips finished folds.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import fields
 
 import numpy as np
 
-from imet_kit.atomic import atomic_write_json
+from imet_kit.atomic import atomic_write_json, remove_temporaries
 from imet_kit.config import TrainConfig
 from imet_kit.errors import InputError
 from imet_kit.training.optim import jit_compile, make_optimizer
@@ -42,7 +45,7 @@ def fit_phases(model, train_ds, config: TrainConfig, strategy, initial_epoch: in
                compile_model: Callable[[], None], verbose="auto", **fit_kwargs) -> None:
     """Fit in up to two phases: an optional head warm-up with the backbone frozen, then all.
 
-    A model resumed from ``last.keras`` keeps its compiled optimizer for the phase it resumes in.
+    A model resumed from its last checkpoint keeps its compiled optimizer for the phase it resumes in.
     """
     from imet_kit.models.classifier import set_backbone_trainable
 
@@ -67,7 +70,7 @@ def fit_phases(model, train_ds, config: TrainConfig, strategy, initial_epoch: in
 
 
 def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: int,
-               folds: np.ndarray, *, report: Reporter | None = None) -> dict:
+               folds: np.ndarray, *, report: Reporter | None = None, guard=None) -> dict:
     """Train fold ``k`` (validation = rows with ``folds == k``), resuming from its last epoch.
 
     Returns:
@@ -75,7 +78,13 @@ def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: 
     """
     import keras
 
-    from imet_kit.training.checkpoint import EpochSeed, RunCheckpoint, resume_or_build
+    from imet_kit.training.checkpoint import (
+        EpochSeed,
+        RunCheckpoint,
+        remove_stale_checkpoints,
+        resume_or_build,
+    )
+    from imet_kit.training.interrupt import StopOnSignal
 
     size = resolve_size(config)
     tr, va = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
@@ -86,6 +95,8 @@ def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: 
     setup.train.epoch = initial_epoch  # shuffling and augmentation: seeded by (seed, epoch, batch)
     callbacks = [EpochSeed(config.seed, k), *task.callbacks(model, config, data, setup),
                  RunCheckpoint(run, k, best, monitor=task.monitor)]
+    if guard is not None:
+        callbacks.insert(0, StopOnSignal(guard))
     if config.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=task.monitor, mode="max",
                                                        patience=config.patience))
@@ -94,15 +105,28 @@ def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: 
         task.compile_model(model, config, data, make_optimizer(config, len(setup.train)),
                            jit_compile(config))
 
-    fit_phases(model, setup.train, config, strategy, initial_epoch, callbacks, compile_model,
-               verbose="auto" if report else 0, **setup.fit_kwargs)
+    try:
+        fit_phases(model, setup.train, config, strategy, initial_epoch, callbacks, compile_model,
+                   verbose=fit_verbosity(report), **setup.fit_kwargs)
+    finally:
+        if guard is not None:
+            guard.in_fit = False
+    if guard is not None:
+        guard.check()  # a signal during the last epoch's validation: stop before finishing
     history = run.read_history(k)
     result = {"fold": k, **task.finish_fold(run, k, config, data, setup, history),
               "epochs": len(history), "n_train": int(len(tr)), "n_val": int(len(va))}
     run.write_fold_state(k, {"epoch": len(history), "done": True, **result})
-    (run.fold_dir(k) / "last.keras").unlink(missing_ok=True)  # best is kept; last only resumes
+    remove_stale_checkpoints(run.fold_dir(k))  # best is kept; the last checkpoint only resumes
     keras.backend.clear_session()
     return result
+
+
+def fit_verbosity(report: Reporter | None):
+    """Keras' live progress bar on a terminal; one line per epoch in a file or a pipe."""
+    if report is None:
+        return 0
+    return "auto" if sys.stdout.isatty() else 2
 
 
 def check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:
@@ -138,26 +162,50 @@ def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | No
         >>> summary = train_cv(cfg)  # doctest: +SKIP
     """
     from imet_kit.folds.maker import make_folds
+    from imet_kit.training.interrupt import GracefulInterrupts
+    from imet_kit.training.lock import RunLock
     from imet_kit.training.validate import check_config
 
-    task = task or get_task(config.task)
     config = check_config(config, task)  # every name and number, before anything is written
+    task = task or get_task(config.task)
     run = RunDir(config.out)
-    if run.exists() and not resume:
-        raise InputError(f"Run folder '{run.path}' already holds a run. Pass --resume to continue "
-                         f"it, or choose another --out.")
-    if run.exists():
-        check_resume_config(run.load_config(), config)
-    data = task.load_data(config)
-    if run.exists():
-        run.check_same_labels(data.space, config.data)
-        run.check_same_train_ids(data.ids, config.data)
-        folds = run.load_folds()["fold"].to_numpy()
-    else:
-        folds = make_folds(data.y, n_folds=config.folds, method=config.fold_method,
-                           seed=config.seed)
-        run.create(config, data.space, data.ids, folds)  # config.json before any training
-        task.on_create(run, data)
+    if run.path.exists() and not run.path.is_dir():
+        raise InputError(f"--out '{run.path}' is a file; expected a run folder (new or to resume). "
+                         f"Choose another --out.")
+    existed = run.path.is_dir()
+    before = set(os.listdir(run.path)) if existed else set()
+    with RunLock(run.path), GracefulInterrupts() as guard:
+        created = False
+        try:
+            if run.exists() and not resume:
+                raise InputError(f"Run folder '{run.path}' already holds a run. Pass --resume to "
+                                 f"continue it, or choose another --out.")
+            if run.exists():
+                check_resume_config(run.load_config(), config)
+            remove_temporaries(run.path)  # what a killed writer left
+            data = task.load_data(config)
+            if run.exists():
+                run.check_same_labels(data.space, config.data)
+                run.check_same_train_ids(data.ids, config.data)
+                folds = run.load_folds()["fold"].to_numpy()
+            else:
+                folds = make_folds(data.y, n_folds=config.folds, method=config.fold_method,
+                                   seed=config.seed)
+                created = True
+                run.create(config, data.space, data.ids, folds)  # config.json before training
+                task.on_create(run, data)
+            results = _train_folds(task, config, data, run, folds, report, guard)
+            summary = task.finish(run, config, data, folds, results)
+            atomic_write_json(summary, run.summary_path)
+        except BaseException:
+            if (created or not existed) and not _any_epoch_done(run, config):
+                _remove_new_entries(run.path, existed, before)
+            raise
+    return summary
+
+
+def _train_folds(task: Task, config: TrainConfig, data: TaskData, run: RunDir, folds: np.ndarray,
+                 report: Reporter | None, guard) -> dict:
     todo = list(config.train_folds) if config.train_folds is not None else list(range(config.folds))
     results = {}
     for k in todo:
@@ -169,11 +217,23 @@ def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | No
             if report:
                 report(f"fold {k}: training on {int((folds != k).sum())} images, "
                        f"validating on {int((folds == k).sum())}")
-            res = train_fold(task, config, data, run, k, folds, report=report)
+            res = train_fold(task, config, data, run, k, folds, report=report, guard=guard)
             if report:
                 report(f"fold {k}: {task.describe_fold(res)} "
                        f"(epoch {res.get('best_epoch', '?')}/{config.epochs})")
         results[str(k)] = res
-    summary = task.finish(run, config, data, folds, results)
-    atomic_write_json(summary, run.summary_path)
-    return summary
+    return results
+
+
+def _any_epoch_done(run: RunDir, config: TrainConfig) -> bool:
+    return any((run.fold_dir(k) / "state.json").is_file() for k in range(config.folds))
+
+
+def _remove_new_entries(folder, existed: bool, before: set[str]) -> None:
+    """Leave ``folder`` as it was before the call: gone if it was new, else without new entries."""
+    if not existed:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for name in set(os.listdir(folder)) - before:
+        path = os.path.join(folder, name)
+        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)

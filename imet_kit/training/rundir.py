@@ -6,7 +6,7 @@
     RUN/labels.csv             the run's attribute vocabulary (predict refuses another)
     RUN/folds.csv              id,fold
     RUN/fold{k}/best.keras     best model by val_f2
-    RUN/fold{k}/last.keras     model + optimizer after the last finished epoch (resume)
+    RUN/fold{k}/last-e{N}.keras model + optimizer after N finished epochs (resume; state names it)
     RUN/fold{k}/state.json     last finished epoch, best val_f2 so far, done flag
     RUN/fold{k}/history.jsonl  one JSON line per epoch (loss, val_f2, lr, ...)
     RUN/fold{k}/oof.npy        validation probabilities of the best model

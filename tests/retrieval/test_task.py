@@ -83,7 +83,7 @@ def test_run_folder_classes_folds_and_history(trained, identities):
         assert hist[-1]["loss"] < hist[0]["loss"]
         for name in ("best.keras", "embedding.keras", "state.json"):
             assert (trained / f"fold{k}" / name).is_file()
-        assert not (trained / f"fold{k}" / "last.keras").exists()
+        assert not list((trained / f"fold{k}").glob("last*.keras"))
     assert not list(trained.rglob(".*tmp*"))
 
 
@@ -134,13 +134,14 @@ def test_resume_continues_a_fold_from_its_last_epoch(trained, identities, tmp_pa
     run_dir = tmp_path / "killed"
     shutil.copytree(trained, run_dir)
     fold = run_dir / "fold1"
-    # as if killed after epoch 2 of fold 1: last.keras + state, no embedding yet
-    shutil.copy(fold / "best.keras", fold / "last.keras")
+    # as if killed after epoch 2 of fold 1: its checkpoint + state, no embedding yet
+    shutil.copy(fold / "best.keras", fold / "last-e2.keras")
     (fold / "embedding.keras").unlink()
     hist = RunDir(run_dir).read_history(1)[:2]
     (fold / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
     best = max(h["val_map@10"] for h in hist)
-    RunDir(run_dir).write_fold_state(1, {"epoch": 2, "best_map@10": best, "done": False})
+    RunDir(run_dir).write_fold_state(1, {"epoch": 2, "best_map@10": best, "last": "last-e2.keras",
+                                         "done": False})
     assert main(["train", "--data", str(identities), "--out", str(run_dir), "--resume"]) == 0
     out = capsys.readouterr().out
     assert "fold 0: already trained" in out and "fold 1: resuming from epoch 3/3" in out

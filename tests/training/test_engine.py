@@ -45,7 +45,7 @@ def test_run_folder_holds_everything(trained, data):
     assert folds["id"].tolist() == train_ids and set(folds["fold"]) == {0, 1}
     for k in (0, 1):
         assert (trained / f"fold{k}" / "best.keras").is_file()
-        assert not (trained / f"fold{k}" / "last.keras").exists()
+        assert not list((trained / f"fold{k}").glob("last*.keras"))
         hist = run.read_history(k)
         assert [h["epoch"] for h in hist] == [0] and "val_f2" in hist[0] and "loss" in hist[0]
         oof = np.load(trained / f"fold{k}" / "oof.npy")
@@ -185,7 +185,7 @@ def test_kill_9_mid_fold_then_resume(data, tmp_path):
     fold0_model = (out / "fold0" / "best.keras").stat().st_mtime_ns
     killed_at = run.fold_state(1)["epoch"]
     assert run.fold_done(0) and not run.fold_done(1)
-    assert (out / "fold1" / "last.keras").is_file()
+    assert (out / "fold1" / f"last-e{killed_at}.keras").is_file()
     lines = []
     from imet_kit.training.engine import train_cv
 
@@ -209,3 +209,27 @@ def test_head_warmup_then_unfreeze_trains_one_fold(data, tmp_path):
     assert run.trained_folds() == [0]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["oof_images"] == int((pd.read_csv(out / "folds.csv")["fold"] == 0).sum())
+
+
+@pytest.mark.parametrize("flag, bad, good", [
+    ("--augment", "nope", "light"), ("--backbone", "effnet_b0", "tiny_cnn"), ("--loss", "l2", "bce"),
+    ("--pooling", "median", "avg"), ("--optimizer", "adagrad", "adam"),
+    ("--lr-schedule", "step", "cosine"), ("--task", "regression", "multilabel"),
+])
+def test_a_mistyped_choice_is_refused_then_the_corrected_command_runs_into_the_same_out(
+        data, tmp_path, capsys, flag, bad, good):
+    out = tmp_path / "r"
+    argv = ["train", "--data", str(data), "--out", str(out), "--folds", "2", "--epochs", "1", *TINY]
+    assert main([*argv, flag, bad]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"unknown '{bad}', expected one of" in err and good in err
+    assert not out.exists()
+    assert main([*argv, flag, good]) == 0  # same --out, no --resume
+
+
+def test_every_problem_is_reported_at_once(data, tmp_path, capsys):
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), *TINY, "--epochs", "0",
+                 "--augment", "nope", "--margin-head", "x", "--task", "embedding"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "3 problems" in err
+    assert "epochs" in err and "augment" in err and "margin_head" in err
