@@ -7,11 +7,7 @@ Each step is one call; the same steps exist as `imet-kit` subcommands.
 import sys
 from pathlib import Path
 
-from imet_kit.config import TrainConfig
-from imet_kit.data.demo import make_demo_dataset
-from imet_kit.multilabel.evaluate import evaluate, format_scores
-from imet_kit.multilabel.predict import predict
-from imet_kit.training.engine import train_cv
+from imet_kit import TrainConfig, evaluate, format_scores, make_demo_dataset, predict, train
 
 work = Path(sys.argv[1] if len(sys.argv) > 1 else "quickstart")
 
@@ -23,7 +19,7 @@ make_demo_dataset(data, size="small", seed=0)
 config = TrainConfig(data=str(data), out=str(work / "run"), folds=2, epochs=2,
                      backbone="tiny_cnn", weights=None, image_size=64, batch_size=16,
                      augment="light", lr=3e-3)
-summary = train_cv(config, resume=True, report=print)  # resume=True: rerunning continues the run
+summary = train(config, resume=True, report=print)  # resume=True: rerunning continues the run
 print("OOF F2:", summary["oof_f2"])
 
 # 3. Predict the test split with both fold models and 2 TTA views; write submission.csv.

@@ -36,6 +36,7 @@ _LAZY = {
     "predict": "imet_kit.multilabel.predict:predict",
     "evaluate": "imet_kit.multilabel.evaluate:evaluate",
     "score_labels": "imet_kit.multilabel.evaluate:score_labels",
+    "format_scores": "imet_kit.multilabel.evaluate:format_scores",
     "fbeta_samples": "imet_kit.multilabel.metrics:fbeta_samples",
     "binarize": "imet_kit.multilabel.thresholds:binarize",
 }
