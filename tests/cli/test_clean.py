@@ -1,4 +1,4 @@
-"""`imet-kit clean`: images far from their class are dropped, with a report."""
+"""`imet-kit clean` (imet_kit.cli.clean): images far from their class are dropped, with a report."""
 
 import json
 
