@@ -236,3 +236,12 @@ def test_cli_bad_input_is_one_line_exit_2(data_dir, capsys, argv, match):
 def test_cli_missing_folder(tmp_path, capsys):
     assert main(["folds", "--data", str(tmp_path / "nope"), "--no-plot"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_when_no_attribute_can_be_in_every_fold(tmp_path, capsys):
+    (tmp_path / "labels.csv").write_text("attribute_id,attribute_name\n0,tag::a\n1,tag::b\n")
+    (tmp_path / "train.csv").write_text("id,attribute_ids\ni0,0\ni1,0 1\ni2,1\ni3,0\ni4,1\n")
+    out = tmp_path / "f.csv"
+    assert main(["folds", "--data", str(tmp_path), "--folds", "4", "--out", str(out)]) == 0
+    assert (tmp_path / "f_report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "2 label(s) have fewer than 4 positives" in capsys.readouterr().out
