@@ -1,24 +1,12 @@
 """`imet-kit clean` (imet_kit.cli.clean): images far from their class are dropped, with a report."""
 
-import json
-
 import numpy as np
 import pandas as pd
 
 from imet_kit.cli.main import main
 
 
-def write_embeddings(folder, emb, ids, labels=None):
-    folder.mkdir(parents=True)
-    np.save(folder / "embeddings.npy", emb.astype(np.float32))
-    table = {"id": ids, "path": [f"{i}.png" for i in ids]}
-    if labels is not None:
-        table["label"] = labels
-    pd.DataFrame(table).to_csv(folder / "ids.csv", index=False)
-    (folder / "progress.json").write_text(json.dumps({"n": len(ids), "done": len(ids)}))
-
-
-def test_clean_drops_the_mislabelled_image(tmp_path, capsys):
+def test_clean_drops_the_mislabelled_image(tmp_path, capsys, write_embeddings):
     rng = np.random.default_rng(0)
     centres = np.eye(8)[:2]
     emb = np.vstack([centres[0] + 0.05 * rng.normal(size=(5, 8)), centres[1] + 0.05 * rng.normal(size=(5, 8))])
@@ -34,8 +22,15 @@ def test_clean_drops_the_mislabelled_image(tmp_path, capsys):
     assert "kept 9 of 10" in capsys.readouterr().out
 
 
-def test_clean_needs_labels(tmp_path, capsys):
+def test_clean_needs_labels(tmp_path, capsys, write_embeddings):
     write_embeddings(tmp_path / "e", np.eye(3), ["x", "y", "z"])
     assert main(["clean", str(tmp_path / "e"), "--out", str(tmp_path / "k.csv")]) == 2
     err = capsys.readouterr().err
     assert "has no labels" in err and err.count("\n") == 1
+
+
+def test_clean_threshold_is_a_cosine(tmp_path, capsys, write_embeddings):
+    write_embeddings(tmp_path / "e", np.eye(3), ["x", "y", "z"], ["a", "a", "b"])
+    assert main(["clean", str(tmp_path / "e"), "--threshold", "1.5", "--out", str(tmp_path / "k.csv")]) == 2
+    assert "--threshold is a cosine similarity in [-1, 1]; received 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "k.csv").exists()
