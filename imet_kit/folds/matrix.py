@@ -45,7 +45,7 @@ def as_label_matrix(y) -> sp.csr_matrix:
     bad = mat.data != 1
     if bad.any():
         raise InputError(f"Expected a binary (0/1) multi-hot label matrix; received value "
-                         f"{mat.data[bad][0]!r}. Binarise it first, e.g. (y > 0.5).")
+                         f"{mat.data[bad][0].item()!r}. Binarise it first, e.g. (y > 0.5).")
     return sp.csr_matrix((np.ones(mat.nnz, np.uint8), mat.indices, mat.indptr), shape=mat.shape)
 
 

@@ -48,11 +48,19 @@ def plot_fold_report(counts: np.ndarray, sizes: np.ndarray, path: str | os.PathL
     ax.set(title=f"Rows per fold (std {sizes.std():.2f})", xlabel="fold", ylabel="rows",
            xticks=np.arange(n_folds))
     ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle(title or f"{n_folds}-fold split of {int(sizes.sum()):,} rows x {n_labels:,} labels")
+
+    eligible = n_pos >= n_folds
+    if not eligible.any():  # tiny data or many folds: no label to compare across the folds
+        ax = fig.add_subplot(grid[:, 1:])
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"No label has >= {n_folds} positives: none can be in every fold.",
+                ha="center", va="center", transform=ax.transAxes)
+        return save_figure(fig, path, dpi=100)
 
     ax = fig.add_subplot(grid[0, 1:])
     share = counts / np.maximum(n_pos, 1)[None, :]
     spread = np.abs(share - 1 / n_folds).max(axis=0) * 100
-    eligible = n_pos >= n_folds
     ax.scatter(n_pos[eligible], spread[eligible], s=9, alpha=0.6, label="a label")
     grid_n = np.unique(n_pos[eligible])
     best = np.maximum(np.ceil(grid_n / n_folds) / grid_n - 1 / n_folds,
@@ -86,5 +94,4 @@ def plot_fold_report(counts: np.ndarray, sizes: np.ndarray, path: str | os.PathL
                  f"(total in brackets): positives per validation fold (text) and share minus "
                  f"1/{n_folds} (colour)")
     fig.colorbar(im, ax=ax, label="share - equal share (pp)", shrink=0.8)
-    fig.suptitle(title or f"{n_folds}-fold split of {int(sizes.sum()):,} rows x {n_labels:,} labels")
     return save_figure(fig, path, dpi=100)

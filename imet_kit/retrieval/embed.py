@@ -11,6 +11,7 @@ re-exports these names.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -134,7 +135,10 @@ def embed_images(model, paths: Sequence[str], ids: Sequence[str], out_dir: str |
     table = pd.DataFrame({"id": list(ids), "path": list(paths)})
     if labels is not None:
         table["label"] = list(labels)
-    fingerprint = str(pd.util.hash_pandas_object(table, index=False).sum())
+    # the row hashes in order: the same images listed in another order are another job (a sum
+    # would match and a resume would write rows under the wrong ids)
+    fingerprint = hashlib.sha1(
+        pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes()).hexdigest()
     state_path, emb_path = out / "progress.json", out / "embeddings.npy"
     state = json.loads(state_path.read_text()) if state_path.is_file() and resume else {}
     dim = int(model.output_shape[-1])

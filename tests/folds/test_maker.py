@@ -1,11 +1,11 @@
-"""Fold makers (imet_kit.folds.maker), their quality report (imet_kit.folds.report) and `imet-kit folds`."""
+"""Fold makers (imet_kit.folds.maker) and `imet-kit folds`. The repair and the quality report have
+their own modules: test_repair.py and test_report.py."""
 
 from __future__ import annotations
 
 import doctest
 import json
 import tracemalloc
-from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -15,38 +15,17 @@ import scipy.sparse as sp
 from imet_kit.cli.main import main
 from imet_kit.errors import InputError
 from imet_kit.folds import maker as fm
-from imet_kit.folds import report as fr
-from imet_kit.folds.maker import MultilabelStratifiedFolds, make_folds, repair_folds
-from imet_kit.folds.report import fold_label_counts, fold_report, label_pair_distribution
+from imet_kit.folds.maker import MultilabelStratifiedFolds, make_folds
+from imet_kit.folds.report import fold_label_counts
 
 METHODS = list(fm.METHODS)
-
-
-def long_tailed(n_rows=400, n_labels=30, seed=0, empty_rows=5) -> sp.csr_matrix:
-    """Long-tailed, topic-correlated multi-hot labels (120 positives down to 2)."""
-    rng = np.random.default_rng(seed)
-    sizes = np.maximum(2, (0.3 * n_rows / np.arange(1, n_labels + 1) ** 1.1).astype(int))
-    topic = rng.integers(0, 4, n_rows)
-    topic[:empty_rows] = -1  # rows that get no label
-    rows, cols = [], []
-    for j, size in enumerate(sizes):
-        w = np.where(topic == j % 4, 4.0, 1.0) * (topic >= 0)
-        picked = rng.choice(n_rows, size=size, replace=False, p=w / w.sum())
-        rows += picked.tolist()
-        cols += [j] * size
-    return sp.csr_matrix((np.ones(len(rows), np.uint8), (rows, cols)), shape=(n_rows, n_labels))
-
-
-def empty_pairs(y, folds, k) -> int:
-    counts = fold_label_counts(y, folds, k)
-    return int(((counts == 0) & (counts.sum(axis=0) >= k)[None, :]).sum())
 
 
 # ---- properties ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("k", range(2, 11))
-def test_folds_disjoint_complete_and_every_label_in_every_fold(method, k):
+def test_folds_disjoint_complete_and_every_label_in_every_fold(method, k, long_tailed):
     y = long_tailed(seed=k)
     cv = MultilabelStratifiedFolds(n_splits=k, method=method, random_state=k)
     seen = np.zeros(y.shape[0], dtype=int)
@@ -61,7 +40,7 @@ def test_folds_disjoint_complete_and_every_label_in_every_fold(method, k):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_property_holds_over_many_matrices(method):
+def test_property_holds_over_many_matrices(method, long_tailed, empty_pairs):
     for seed in range(6):
         y = long_tailed(n_rows=300, n_labels=40, seed=100 + seed)
         for k in (2, 3, 5, 7, 10):
@@ -70,13 +49,13 @@ def test_property_holds_over_many_matrices(method):
             assert empty_pairs(y, folds, k) == 0, (seed, k)
 
 
-def test_iterative_fold_sizes_differ_by_at_most_one():
+def test_iterative_fold_sizes_differ_by_at_most_one(long_tailed):
     for k in (2, 3, 5, 7, 10):
         sizes = np.bincount(make_folds(long_tailed(seed=k), k, seed=1), minlength=k)
         assert sizes.max() - sizes.min() <= 1, sizes
 
 
-def test_labels_under_n_folds_are_spread_one_per_fold():
+def test_labels_under_n_folds_are_spread_one_per_fold(long_tailed):
     y = long_tailed(n_rows=400, n_labels=30, seed=3)
     folds = make_folds(y, 10, seed=0)
     counts = fold_label_counts(y, folds, 10)
@@ -89,7 +68,7 @@ def test_labels_under_n_folds_are_spread_one_per_fold():
 # ---- determinism ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("method", METHODS)
-def test_same_seed_same_folds_any_input_form(method):
+def test_same_seed_same_folds_any_input_form(method, long_tailed):
     y = long_tailed(seed=5)
     a = make_folds(y, 5, method=method, seed=11)
     assert np.array_equal(a, make_folds(y, 5, method=method, seed=11))
@@ -107,7 +86,7 @@ def test_pinned_folds_for_a_seed():
         0, 0, 1, 1, 2, 2, 2, 1, 1, 2, 0, 1]
 
 
-def test_input_is_not_modified_and_unshuffled_order_works():
+def test_input_is_not_modified_and_unshuffled_order_works(long_tailed, empty_pairs):
     y = long_tailed(seed=2)
     before = (y.data.copy(), y.indices.copy(), y.indptr.copy())
     folds = make_folds(y, 4, seed=0, shuffle=False)
@@ -183,7 +162,7 @@ def test_unknown_method_and_missing_y():
 
 # ---- scikit-learn shape --------------------------------------------------------------------
 
-def test_splitter_in_sklearn_code():
+def test_splitter_in_sklearn_code(long_tailed):
     from sklearn.model_selection import check_cv, cross_validate
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -199,71 +178,14 @@ def test_splitter_in_sklearn_code():
     assert [v.tolist() for v in res["indices"]["test"]] == ours
 
 
-# ---- repair and report ---------------------------------------------------------------------
-
-def test_repair_fills_an_empty_fold_and_keeps_sizes():
-    y = long_tailed(seed=4)
-    folds = make_folds(y, 3, seed=0)
-    counts = fold_label_counts(y, folds, 3)
-    lab = int(np.argmax(counts.sum(axis=0) == counts.sum(axis=0)[counts.sum(axis=0) >= 3].min()))
-    broken = folds.copy()
-    broken[(y[:, lab].toarray().ravel() > 0) & (folds == 0)] = 1  # fold 0 loses label `lab`
-    assert empty_pairs(y, broken, 3) > 0
-    fixed = repair_folds(y, broken, 3)
-    assert empty_pairs(y, fixed, 3) == 0
-    assert np.array_equal(np.bincount(fixed), np.bincount(broken))
-    assert repair_folds(y, broken, 3, balance_sizes=True).tolist() != broken.tolist()
-
-
-def _ld_by_hand(y, folds, items):
-    """Sechidis' formula with loops, over ``items`` (lists of label ids a row must all have)."""
-    n, k = y.shape[0], folds.max() + 1
-    total = []
-    for item in items:
-        has = y[:, item].all(axis=1)
-        d = has.sum()
-        for i in range(k):
-            s, sj = (folds == i).sum(), has[folds == i].sum()
-            total.append(abs(sj / (s - sj) - d / (n - d)))
-    return np.mean(total)
-
-
-def test_ld_lpd_fz_against_the_formula():
-    y = long_tailed(n_rows=60, n_labels=6, seed=9, empty_rows=0).toarray()
-    folds = np.arange(60) % 3
-    rep = fold_report(y, folds, 3)
-    assert rep["ld"] == pytest.approx(_ld_by_hand(y, folds, [[j] for j in range(6)]))
-    pairs = [list(p) for p in combinations(range(6), 2) if y[:, list(p)].all(axis=1).any()]
-    assert rep["lpd"] == pytest.approx(_ld_by_hand(y, folds, pairs))
-    assert label_pair_distribution(y, folds, 3) == rep["lpd"]
-    assert rep["fz"] == empty_pairs(y, folds, 3) and rep["fold_sizes"] == [20, 20, 20]
-    bad = np.where(y[:, 0] > 0, 0, folds)  # all of label 0 in fold 0: folds 1 and 2 lack it
-    assert fold_report(y, bad, 3)["fz"] >= 2
-
-
-def test_report_lists_rare_labels_and_round_trips(tmp_path):
-    y = np.array([[1, 1, 0], [1, 0, 0], [1, 0, 1], [1, 0, 0]])
-    rep = fold_report(y, np.array([0, 1, 0, 1]), 2, label_names=["a", "b", "c"], method="x")
-    rare = rep["labels_under_n_folds"]
-    assert rare["count"] == 2 and [r["name"] for r in rare["labels"]] == ["b", "c"]
-    assert rare["labels"][0]["folds"] == [0] and "cannot be measured" in rare["note"]
-    text = fr.format_report(rep)
-    assert "FZ   0" in text and "2 label(s) have fewer than 2 positives" in text
-    path = fr.save_report_json(rep, tmp_path / "r.json")
-    assert json.loads(path.read_text()) == rep
-    with pytest.raises(InputError, match="one integer fold per row"):
-        fold_report(y, [0, 1], 2)
-
-
 def test_docstring_examples_run():
-    for mod in (fm, fr):
-        assert doctest.testmod(mod).failed == 0
+    assert doctest.testmod(fm).failed == 0
 
 
 # ---- CLI -----------------------------------------------------------------------------------
 
 @pytest.fixture
-def data_dir(tmp_path):
+def data_dir(tmp_path, long_tailed):
     y = long_tailed(n_rows=90, n_labels=12, seed=6, empty_rows=0).tolil()
     y[np.flatnonzero(np.diff(y.tocsr().indptr) == 0), 0] = 1  # every iMet image has a label
     y = y.tocsr()
@@ -276,7 +198,7 @@ def data_dir(tmp_path):
     return tmp_path, y, ids
 
 
-def test_cli_writes_folds_report_and_plot(data_dir, capsys):
+def test_cli_writes_folds_report_and_plot(data_dir, capsys, empty_pairs):
     root, y, ids = data_dir
     out = root / "run" / "folds.csv"
     assert main(["folds", "--data", str(root), "--folds", "3", "--seed", "1", "--out", str(out)]) == 0
@@ -314,3 +236,12 @@ def test_cli_bad_input_is_one_line_exit_2(data_dir, capsys, argv, match):
 def test_cli_missing_folder(tmp_path, capsys):
     assert main(["folds", "--data", str(tmp_path / "nope"), "--no-plot"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_when_no_attribute_can_be_in_every_fold(tmp_path, capsys):
+    (tmp_path / "labels.csv").write_text("attribute_id,attribute_name\n0,tag::a\n1,tag::b\n")
+    (tmp_path / "train.csv").write_text("id,attribute_ids\ni0,0\ni1,0 1\ni2,1\ni3,0\ni4,1\n")
+    out = tmp_path / "f.csv"
+    assert main(["folds", "--data", str(tmp_path), "--folds", "4", "--out", str(out)]) == 0
+    assert (tmp_path / "f_report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "2 label(s) have fewer than 4 positives" in capsys.readouterr().out

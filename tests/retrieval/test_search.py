@@ -1,5 +1,6 @@
-"""Exact blocked search, voting, cleaning, chunked embeddings, the embed / search commands,
-and an embedding model trained on the demo data retrieving same-scene images."""
+"""Exact blocked search, voting, the embed / search commands, and an embedding model trained on the
+demo data retrieving same-scene images. Cleaning and chunked embeddings: test_clean.py,
+test_embed.py."""
 
 import json
 import sys
@@ -12,8 +13,6 @@ import pytest
 
 from imet_kit.cli.main import main
 from imet_kit.errors import InputError
-from imet_kit.retrieval.clean import clean_by_class_similarity
-from imet_kit.retrieval.embed import embed_images, list_images, load_embeddings
 from imet_kit.retrieval.metrics import map_at_k
 from imet_kit.retrieval.search import Neighbours, search, vote
 
@@ -98,76 +97,12 @@ def test_vote_sums_similarities_per_label():
     assert labels.tolist() == ["a", None] and conf[0] == pytest.approx(0.9)
 
 
-def test_cleaning_drops_the_outlier_of_a_class():
-    rng = np.random.default_rng(0)
-    centre = np.eye(8)[0]
-    emb = np.vstack([centre + rng.normal(scale=0.05, size=(5, 8)), -centre, np.eye(8)[3]])
-    labels = ["a"] * 6 + ["solo"]
-    report = clean_by_class_similarity(emb, labels, threshold=0.5, ids=[f"i{i}" for i in range(7)])
-    assert report.keep.tolist() == [True] * 5 + [False, True]
-    z = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    want = np.mean([z[5] @ z[j] for j in range(5)])
-    assert report.table.loc[5, "mean_similarity"] == pytest.approx(want, abs=1e-5)
-    assert np.isnan(report.table.loc[6, "mean_similarity"])
-    assert "kept 6 of 7" in report.summary() and "a (1)" in report.summary()
-
-
-def _tiny_embedding_model(size=16, dim=6):
-    import keras
-
-    keras.utils.set_random_seed(0)
-    image = keras.Input((size, size, 3), name="image")
-    x = keras.layers.Rescaling(1 / 255.0)(image)
-    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(image, keras.layers.Dense(dim, name="embedding")(x))
-
-
-def _write_images(folder, n, rng):
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        img = rng.integers(0, 256, size=(33, 31, 3), dtype=np.uint8)  # odd sizes catch h/w swaps
-        cv2.imwrite(str(folder / f"img{i:02d}.png"), img)
-
-
-def test_export_embed_in_chunks_and_resume(tmp_path):
-    from imet_kit.retrieval.embed import export_embedding_model
-
-    rng = np.random.default_rng(0)
-    _write_images(tmp_path / "imgs", 7, rng)
-    ids, paths = list_images(tmp_path / "imgs")
-    emb_model = export_embedding_model(_tiny_embedding_model(), tmp_path / "m" / "emb.keras")
-    out = embed_images(str(tmp_path / "m" / "emb.keras"), paths, ids, tmp_path / "out",
-                       labels=list("aabbccd"), batch_size=2, chunk_size=3, progress=False)
-    es = load_embeddings(out)
-    assert es.ids == ids and es.labels.tolist() == list("aabbccd") and es.embeddings.shape == (7, 6)
-    from imet_kit.data.images import read_image
-
-    x = np.stack([cv2.resize(read_image(p), (16, 16), interpolation=cv2.INTER_AREA) for p in paths])
-    np.testing.assert_allclose(es.embeddings, emb_model.predict(x.astype("float32"), verbose=0), atol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(es.embeddings, axis=1), 1.0, atol=1e-5)
-    # Interrupted after the first chunk: a rerun computes only rows 3.. (row 0 keeps a marker).
-    state = json.loads((out / "progress.json").read_text())
-    (out / "progress.json").write_text(json.dumps({**state, "done": 3}))
-    mm = np.load(out / "embeddings.npy", mmap_mode="r+")
-    mm[0], mm[3:] = 7.0, 0.0
-    mm.flush()
-    del mm
-    with pytest.raises(InputError, match="incomplete"):
-        load_embeddings(out)
-    embed_images(emb_model, paths, ids, out, labels=list("aabbccd"), batch_size=2, chunk_size=3,
-                 progress=False)
-    again = load_embeddings(out, mmap=False).embeddings
-    assert (again[0] == 7.0).all()
-    np.testing.assert_allclose(again[3:], es.embeddings[3:], atol=1e-6)
-
-
-def test_embed_and_search_commands(tmp_path, capsys):
+def test_embed_and_search_commands(tmp_path, capsys, tiny_embedding_model, write_images):
     from imet_kit.retrieval.embed import export_embedding_model
 
     rng = np.random.default_rng(1)
-    _write_images(tmp_path / "imgs", 6, rng)
-    export_embedding_model(_tiny_embedding_model(), tmp_path / "emb.keras")
+    write_images(tmp_path / "imgs", 6, rng)
+    export_embedding_model(tiny_embedding_model(), tmp_path / "emb.keras")
     pd.DataFrame({"id": [f"img{i:02d}" for i in range(6)], "label": list("aabbcc")}).to_csv(
         tmp_path / "ids.csv", index=False)
     assert main(["embed", str(tmp_path / "emb.keras"), str(tmp_path / "imgs"), str(tmp_path / "e"),

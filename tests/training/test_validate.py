@@ -1,0 +1,85 @@
+"""imet_kit.training.validate: every registry name in a config is checked, each unknown one with
+the choices listed, the weights setting against the backbone, and several problems (names and
+numbers) come as ONE error listing all of them."""
+
+import re
+
+import pytest
+
+from imet_kit.config import TrainConfig
+from imet_kit.data.augment import TRAIN_PRESETS
+from imet_kit.errors import InputError
+from imet_kit.folds.maker import METHODS
+from imet_kit.models.backbones import BACKBONES
+from imet_kit.models.heads import POOLINGS
+from imet_kit.models.losses import LOSSES
+from imet_kit.training.optim import LR_SCHEDULES, OPTIMIZERS
+from imet_kit.training.task import TASKS
+from imet_kit.training.validate import check_config, name_problems
+
+OK = TrainConfig(backbone="tiny_cnn", weights=None)
+
+FIELDS = [("task", TASKS), ("backbone", BACKBONES), ("augment", TRAIN_PRESETS),
+          ("loss", LOSSES), ("pooling", POOLINGS), ("optimizer", OPTIMIZERS),
+          ("lr_schedule", LR_SCHEDULES), ("fold_method", METHODS)]
+
+
+def test_a_good_config_passes_and_is_returned():
+    assert name_problems(OK) == []
+    assert check_config(OK) is OK
+
+
+@pytest.mark.parametrize("field, choices", FIELDS, ids=[f for f, _ in FIELDS])
+def test_each_unknown_name_lists_its_choices(field, choices):
+    cfg = OK.replace(**{field: "nope"})
+    problems = name_problems(cfg)
+    assert len(problems) == 1 and problems[0].startswith(f"{field}: unknown 'nope', expected one of ")
+    listed = problems[0].split("expected one of ", 1)[1].split(", ")
+    assert sorted(listed) == sorted(str(c) for c in choices)
+    with pytest.raises(InputError, match=f"^Invalid {field}: unknown 'nope'"):
+        check_config(cfg)
+
+
+def test_a_missing_weights_file_is_named(tmp_path):
+    missing = tmp_path / "b3.weights.h5"
+    with pytest.raises(InputError, match=f"weights: the file '{re.escape(str(missing))}' does not exist"):
+        check_config(OK.replace(weights=str(missing)))
+    missing.write_bytes(b"")  # there now: the file itself is read when the model is built
+    assert check_config(OK.replace(weights=str(missing))).weights == str(missing)
+
+
+def test_weights_a_backbone_cannot_download_list_what_it_can():
+    problems = name_problems(OK.replace(weights="imagenet"))  # tiny_cnn has no pretrained weights
+    assert len(problems) == 1
+    assert "weights: 'imagenet' is neither a weights file nor a name this backbone can download" in problems[0]
+    assert "(none)" in problems[0]
+    efn = name_problems(OK.replace(backbone="efn_b0", weights="instagram"))
+    assert len(efn) == 1 and "(imagenet, noisy-student)" in efn[0]
+    assert name_problems(OK.replace(backbone="efficientnet_b0", weights="imagenet")) == []
+
+
+def test_several_bad_fields_are_one_error_listing_all():
+    cfg = TrainConfig(backbone="effnet", augment="wild", loss="l2", pooling="sum",
+                      optimizer="rmsprop", lr_schedule="step", fold_method="random",
+                      task="detect", weights=None, folds=1)
+    with pytest.raises(InputError) as exc:
+        check_config(cfg)
+    msg = str(exc.value)
+    assert msg.startswith("9 problems in the config:")
+    for part in ("folds: expected an integer >= 2", "backbone: unknown 'effnet'",
+                 "augment: unknown 'wild'", "loss: unknown 'l2'", "pooling: unknown 'sum'",
+                 "optimizer: unknown 'rmsprop'", "lr_schedule: unknown 'step'",
+                 "fold_method: unknown 'random'", "task: unknown 'detect'"):
+        assert part in msg, part
+    assert msg.count("\n") == 0  # one line for the CLI
+
+
+def test_the_tasks_own_fields_are_checked_with_the_rest():
+    cfg = OK.replace(task="embedding", margin_head="arcfoo", loss="l2")
+    with pytest.raises(InputError) as exc:
+        check_config(cfg)
+    msg = str(exc.value)
+    assert msg.startswith("2 problems") and "loss: unknown 'l2'" in msg
+    assert "margin_head: unknown 'arcfoo', expected one of" in msg and "arcface" in msg
+    # the multilabel task has no margin head to check
+    assert check_config(OK.replace(margin_head="arcfoo")).margin_head == "arcfoo"
