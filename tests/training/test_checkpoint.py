@@ -89,14 +89,15 @@ def test_run_checkpoint_keeps_the_best_model_last_model_history_and_state(tmp_pa
         cb.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1), "val_f2": val})
         best_epoch = {0: 0, 1: 0, 2: 0, 3: 3}[epoch]  # 0.2 and NaN do not improve on 0.3
         np.testing.assert_array_equal(_kernel(fold / "best.keras"), weights[best_epoch])
-        np.testing.assert_array_equal(_kernel(fold / "last.keras"), weights[epoch])
+        np.testing.assert_array_equal(_kernel(fold / f"last-e{epoch + 1}.keras"), weights[epoch])
+        assert not (fold / f"last-e{epoch}.keras").exists()  # one resume checkpoint at a time
     state = json.loads((fold / "state.json").read_text())
-    assert state == {"epoch": 4, "best_f2": 0.5, "done": False}
+    assert state == {"epoch": 4, "best_f2": 0.5, "last": "last-e4.keras", "done": False}
     hist = run.read_history(0)
     assert [h["epoch"] for h in hist] == [0, 1, 2, 3] and hist[1]["val_f2"] == pytest.approx(0.2)
     assert hist[0]["lr"] == pytest.approx(1e-3) and "seconds" in hist[0]
     assert sorted(p.name for p in fold.iterdir()) == [
-        "best.keras", "history.jsonl", "last.keras", "state.json"]  # no temporaries
+        "best.keras", "history.jsonl", "last-e4.keras", "state.json"]  # no temporaries
 
 
 def test_run_checkpoint_other_monitor_and_a_first_epoch_without_it(tmp_path):
@@ -105,7 +106,8 @@ def test_run_checkpoint_other_monitor_and_a_first_epoch_without_it(tmp_path):
     cb.set_model(_tiny())
     cb.on_epoch_end(0, {"loss": 1.0})  # the metric runs every N epochs: not this one
     assert (run.fold_dir(2) / "best.keras").is_file()  # a best model exists from epoch 1 on
-    assert run.fold_state(2) == {"epoch": 1, "best_map@10": -1.0, "done": False}
+    assert run.fold_state(2) == {"epoch": 1, "best_map@10": -1.0, "last": "last-e1.keras",
+                                 "done": False}
     cb.on_epoch_end(1, {"loss": 0.5, "val_map@10": 0.25})
     assert run.fold_state(2)["best_map@10"] == 0.25
 
@@ -121,16 +123,18 @@ def test_resume_or_build_builds_a_fresh_fold_and_resumes_a_stopped_one(tmp_path)
 
     model, _, initial, best = resume_or_build(cfg, run, 0, build, report=None)
     assert (initial, best, len(built)) == (0, -1.0, 1)
-    # stopped after epoch 2 of 5 with best 0.4: load last.keras, do not build
+    # stopped after epoch 2 of 5 with best 0.4: load its checkpoint, do not build
     model.get_layer("d").set_weights([np.full((3, 2), 7.0, np.float32), np.zeros(2)])
-    model.save(run.fold_dir(0) / "last.keras")
-    run.write_fold_state(0, {"epoch": 2, "best_f2": 0.4, "done": False})
+    model.save(run.fold_dir(0) / "last-e2.keras")
+    model.save(run.fold_dir(0) / "last-e3.keras")  # saved by a kill before state.json said so
+    run.write_fold_state(0, {"epoch": 2, "best_f2": 0.4, "last": "last-e2.keras", "done": False})
     messages = []
     again, _, initial, best = resume_or_build(cfg, run, 0, build, report=messages.append)
     assert (initial, best, len(built)) == (2, 0.4, 1)
     np.testing.assert_array_equal(again.get_layer("d").get_weights()[0], np.full((3, 2), 7.0))
     assert messages == ["fold 0: resuming from epoch 3/5"]
-    # a state without last.keras (killed before the first save): start the fold again
+    assert not (run.fold_dir(0) / "last-e3.keras").exists()  # the orphan is removed
+    # a state without its checkpoint (killed before the first save): start the fold again
     run.write_fold_state(1, {"epoch": 3, "best_f2": 0.9, "done": False})
     _, _, initial, best = resume_or_build(cfg, run, 1, build, report=None)
     assert (initial, best, len(built)) == (0, -1.0, 2)
