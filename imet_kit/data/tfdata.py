@@ -16,6 +16,10 @@ random streams; the rotation border is REFLECT, not REFLECT_101). TF's CPU
 ``ImageProjectiveTransformV3`` costs ~4-5 ms per 288 px image (OpenCV: ~0.6 ms), so
 on CPU the ``notebook`` / ``strong`` presets decode ~2x slower than ``light``.
 
+`imet-kit train --pipeline tfdata` does not use :func:`make_tf_dataset` (whose shuffle and draws
+follow TF's iteration count, not the epoch): it uses :mod:`imet_kit.data.tfdata_train`, built on
+the ops here, over the image files (:mod:`imet_kit.data.tfdata_files`) or a TFRecord folder.
+
 Example:
     >>> write_tfrecords(paths, "records/", y=y, image_format="jpeg")  # doctest: +SKIP
     >>> ds = make_tf_dataset("records/", size=288, augment="notebook")  # doctest: +SKIP

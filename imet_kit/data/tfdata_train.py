@@ -19,9 +19,10 @@ on the same truth.
   ``predict`` need.
 
 Example:
-    >>> import numpy as np
-    >>> _check_rows(np.array([3, 1]), 5, "rows").tolist()
-    [3, 1]
+    >>> train = train_data(ImageFiles(paths), y, tr, size=288, augment="notebook")  # doctest: +SKIP
+    >>> train.epoch = 0  # the engine: the epoch a fold starts (or resumes) at  # doctest: +SKIP
+    >>> model.fit(train, epochs=8, callbacks=[train.callback()])  # doctest: +SKIP
+    >>> probs = model.predict(eval_dataset(ImageFiles(test_paths), size=288))  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -153,8 +153,11 @@ def test_cli_tfrecords(files, tmp_path, capsys):
     assert "--quality" in capsys.readouterr().err
 
 
-def test_fit_under_mirrored_strategy(records, tmp_path):
-    """tf.distribute: two logical CPUs must be configured before TF starts: a subprocess."""
+def test_fit_under_mirrored_strategy(files, records, tmp_path):
+    """tf.distribute: two logical CPUs must be configured before TF starts: a subprocess.
+    Both make_tf_dataset and the train pipeline of --pipeline tfdata (a Keras data adapter)."""
+    ids = [os.path.basename(p)[:-4] for p in files[0]]
+    y = files[1]
     code = textwrap.dedent(f"""
         import os
         os.environ["KERAS_BACKEND"] = "tensorflow"
@@ -171,12 +174,23 @@ def test_fit_under_mirrored_strategy(records, tmp_path):
         ds = make_tf_dataset({records!r}, size=32, batch_size=4, augment="notebook")
         hist = model.fit(ds, epochs=1, verbose=0)
         print("LOSS", hist.history["loss"][0], strategy.num_replicas_in_sync)
+        import numpy as np
+        from imet_kit.data.tfdata_train import RecordFolder, train_data
+        data = train_data(RecordFolder({records!r}, {ids!r}), np.array({y.tolist()!r}), range({N}),
+                          size=32, batch_size=4, seed=0)
+        data.epoch = 1
+        seen = []
+        spy = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda b, logs: seen.append(data.epoch))
+        hist = model.fit(data, epochs=3, initial_epoch=1, callbacks=[data.callback(), spy], verbose=0)
+        print("EPOCHS", len(hist.history["loss"]), seen)
+        print("LOSS", hist.history["loss"][0], strategy.num_replicas_in_sync)
     """)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, env=env, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert res.returncode == 0, res.stderr[-2000:]
     assert "LOSS" in res.stdout and res.stdout.strip().endswith(" 2")
+    assert "EPOCHS 2 [1, 1, 1, 2, 2, 2]" in res.stdout  # Keras's epoch, batch by batch
 
 
 # --------------------------------------------------------------------------- --pipeline tfdata
@@ -256,6 +270,7 @@ def test_both_pipelines_same_labels_shapes_and_eval_pixels(files, records):
         assert sorted(map(tuple, got)) == sorted(map(tuple, y[rows]))
 
 
+@pytest.mark.slow
 def test_train_data_follows_seed_and_epoch_so_resume_is_exact(files):
     """A fit resumed at epoch 1 (a new pipeline whose epoch the engine sets) ends with the weights
     of an uninterrupted fit; so does a second fit call (head warm-up); without the callback not."""
