@@ -74,9 +74,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input pipeline: pydataset (default: OpenCV + albumentations in --workers "
                         "Python threads) or tfdata (tf.data: decode and augment in-graph, on all "
                         "cores; PNG/JPEG files of DATA/train, or --tfrecords DIR)")
-    p.add_argument("--tfrecords", type=_path_or_none, default=S,
+    p.add_argument("--tfrecords", type=_path_or_none, default=S, metavar="DIR",
                    help="with --pipeline tfdata: read the train images from DIR, written by "
-                        "`imet-kit tfrecords DATA DIR` (default: none, decode DATA/train's files)")
+                        "`imet-kit tfrecords DATA DIR` (default none: decode DATA/train's files; "
+                        "DIR is never guessed)")
     p.add_argument("--patience", type=int, default=S, help="early stopping on val_f2")
     p.add_argument("--seed", type=int, default=S)
     p.add_argument("--margin-head", dest="margin_head", default=S,
