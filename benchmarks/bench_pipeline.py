@@ -3,6 +3,8 @@
 Run by hand (not a test)::
 
     python benchmarks/bench_pipeline.py --n 2000 --repeats 3
+    python benchmarks/bench_pipeline.py --n 256 --rows b,e,e2 --fit tiny_cnn  # train --pipeline
+
 
 Images shaped like iMet: PNG, shorter side 300 px, aspect 1-2.3 either way, cut from
 real photographs shipped with scikit-image (plus mild sensor-like noise, so PNG sizes
@@ -17,7 +19,14 @@ preset (flip, shift-scale-rotate, random crop). Rows:
 (c)  make_tf_dataset on JPEG TFRecords (q95), notebook preset, in-graph;
 (c2) the same, eval transform (resize + centre crop);
 (d)  decode limit: cv2.imread + resize to 288x288 on one thread (OpenCV single-threaded),
-     times the number of cores; (d2) the same measured on 2 threads at once.
+     times the number of cores; (d2) the same measured on 2 threads at once;
+(e)  what `imet-kit train --pipeline tfdata` feeds fit: the PNG files decoded in-graph, notebook
+     preset (imet_kit.data.tfdata_train.train_data over ImageFiles); (e2) the same from the JPEG
+     TFRecords (`--tfrecords`). (b) is what `--pipeline pydataset --workers 2` feeds fit.
+
+``--fit BACKBONE`` adds rows (f), (f2), (f3): one epoch of ``model.fit`` (weights=None, warmed
+up first) fed by (b), (e) and (e2): the train-time images/s a user sees, model and input
+pipeline sharing the cores. ``--rows`` picks rows by letter (default all).
 
 Every row iterates whole epochs; the table shows the best of ``--repeats`` runs (the
 machine may be shared) and the median, and CPU ms per image (all threads; worker
@@ -139,6 +148,14 @@ def time_tf(ds):
     return _rate(start, n)
 
 
+def time_fit(model, data):
+    """(images/s, CPU ms/image) of one ``model.fit`` epoch (already traced) on ``data``."""
+    n = data.n_rows if hasattr(data, "n_rows") else len(data.kept_indices)
+    start = _clock()
+    model.fit(data, epochs=1, verbose=0)
+    return _rate(start, n)
+
+
 def _decode_resize(p):
     return cv2.resize(cv2.imread(p), (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
 
@@ -168,11 +185,14 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="epochs timed per row (default 3)")
     ap.add_argument("--data-dir", default="/tmp/imet_bench", help="image cache folder")
     ap.add_argument("--cores", type=int, default=os.cpu_count(), help="cores for the limit (d)")
+    ap.add_argument("--rows", default="", help="comma-separated row letters, e.g. b,e,e2 (default all)")
+    ap.add_argument("--fit", metavar="BACKBONE", help="also time model.fit epochs, e.g. tiny_cnn")
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from imet_kit.data.dataset import ImageDataset
     from imet_kit.data.tfdata import make_tf_dataset, write_tfrecords
+    from imet_kit.data.tfdata_train import ImageFiles, RecordFolder, train_data
 
     data = Path(args.data_dir)
     t0 = time.perf_counter()
@@ -192,11 +212,22 @@ def main(argv=None) -> int:
         print(f"JPEG TFRecords written in {time.perf_counter() - t0:.0f} s "
               f"({sum(f.stat().st_size for f in rec.glob('*.tfrecord')) / len(paths) / 1024:.0f} KiB/image)")
 
+    t0 = time.perf_counter()
+    files = ImageFiles(paths)
+    print(f"--pipeline tfdata header scan: {(time.perf_counter() - t0) / len(paths) * 1e3:.2f} ms/image")
+    records = RecordFolder(rec, [Path(p).stem for p in paths])
+
+    def pydataset():
+        return ImageDataset(paths, y, size=SIZE, batch_size=BATCH, augment="notebook", workers=2)
+
+    def tfdata(source):
+        return train_data(source, y, np.arange(len(paths)), size=SIZE, batch_size=BATCH,
+                          augment="notebook")
+
     rows = {
         "(a) notebook generator, 1 worker": lambda: time_pydataset(notebook_generator(paths, y, 1)),
         "(a2) notebook generator, 2 threads": lambda: time_pydataset(notebook_generator(paths, y, 2)),
-        "(b) ImageDataset, 2 threads": lambda: time_pydataset(ImageDataset(
-            paths, y, size=SIZE, batch_size=BATCH, augment="notebook", workers=2)),
+        "(b) ImageDataset, 2 threads": lambda: time_pydataset(pydataset()),
         "(b2) ImageDataset, 2 processes": lambda: time_pydataset(ImageDataset(
             paths, y, size=SIZE, batch_size=BATCH, augment="notebook", workers=2,
             use_multiprocessing=True)),
@@ -206,7 +237,26 @@ def main(argv=None) -> int:
             rec, size=SIZE, batch_size=BATCH)),
         "(d1) decode limit, 1 core": lambda: time_decode_limit(paths),
         "(d2) decode limit, 2 threads measured": lambda: time_decode_limit(paths, threads=2),
+        "(e) tfdata train, PNG files in-graph": lambda: time_tf(tfdata(files).get_tf_dataset()),
+        "(e2) tfdata train, JPEG TFRecords": lambda: time_tf(tfdata(records).get_tf_dataset()),
     }
+    if args.fit:
+        from imet_kit.models.classifier import build_classifier
+
+        model = build_classifier(args.fit, y.shape[1], input_size=SIZE, weights=None)
+        model.compile("adam", "binary_crossentropy")
+        t0 = time.perf_counter()
+        model.fit(tfdata(files).get_tf_dataset().take(2), epochs=1, verbose=0, shuffle=False)  # trace
+        print(f"{args.fit}: traced in {time.perf_counter() - t0:.0f} s")
+        rows.update({
+            f"(f) fit {args.fit}, pydataset 2 threads": lambda: time_fit(model, pydataset()),
+            f"(f2) fit {args.fit}, tfdata PNG files": lambda: time_fit(model, tfdata(files)),
+            f"(f3) fit {args.fit}, tfdata TFRecords": lambda: time_fit(model, tfdata(records)),
+        })
+    wanted = {w.strip() for w in args.rows.split(",") if w.strip()}
+    if wanted:
+        wanted |= {"a", "d1"} | ({"f", "f2", "f3"} if args.fit else set())  # the references
+        rows = {k: v for k, v in rows.items() if k[1:].split(")")[0] in wanted}
     results: dict[str, list[tuple[float, float]]] = {k: [] for k in rows}
     cv2_threads = cv2.getNumThreads()
     for rep in range(args.repeats):  # interleave rows so load changes hit all of them
@@ -222,19 +272,28 @@ def main(argv=None) -> int:
     d = best["(d1) decode limit, 1 core"] * args.cores
     dm = med["(d1) decode limit, 1 core"] * args.cores
     a = best["(a) notebook generator, 1 worker"]
-    print("\n| row | best img/s | median img/s | CPU ms/img | vs (a) | vs (d) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    b = best.get("(b) ImageDataset, 2 threads")
+    print("\n| row | best img/s | median img/s | CPU ms/img | vs (a) | vs (b) | vs (d) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for k in rows:
         if k.startswith("(d1)"):
             continue
-        print(f"| {k} | {best[k]:.0f} | {med[k]:.0f} | {cpu[k]:.2f} | {best[k] / a:.2f}x | "
+        vs_b = f"{best[k] / b:.2f}x" if b else "-"
+        print(f"| {k} | {best[k]:.0f} | {med[k]:.0f} | {cpu[k]:.2f} | {best[k] / a:.2f}x | {vs_b} | "
               f"{best[k] / d:.0%} |")
     print(f"| (d) decode limit, 1 core x {args.cores} | {d:.0f} | {dm:.0f} | "
-          f"{cpu['(d1) decode limit, 1 core']:.2f} | {d / a:.2f}x | 100% |")
-    b, c = best["(b) ImageDataset, 2 threads"], best["(c) tf.data, JPEG TFRecords, notebook"]
-    print(f"\nTargets: (b) >= 2x (a): {b / a:.2f}x {'MET' if b >= 2 * a else 'NOT MET'}; "
-          f"(b) >= 80% of (d): {b / d:.0%} {'MET' if b >= 0.8 * d else 'NOT MET'}; "
-          f"(c) >= (d): {c / d:.0%} {'MET' if c >= d else 'NOT MET'}")
+          f"{cpu['(d1) decode limit, 1 core']:.2f} | {d / a:.2f}x | - | 100% |")
+    if b:
+        print(f"\nTargets: (b) >= 2x (a): {b / a:.2f}x {'MET' if b >= 2 * a else 'NOT MET'}; "
+              f"(b) >= 80% of (d): {b / d:.0%} {'MET' if b >= 0.8 * d else 'NOT MET'}")
+    c = best.get("(c) tf.data, JPEG TFRecords, notebook")
+    if c:
+        print(f"(c) >= (d): {c / d:.0%} {'MET' if c >= d else 'NOT MET'}")
+    for k in [k for k in rows if k.startswith(("(e", "(f"))]:
+        ref = "(b) ImageDataset, 2 threads" if k.startswith("(e") else next(
+            r for r in rows if r.startswith("(f)"))
+        if ref in best and k != ref:
+            print(f"{k}: {best[k] / best[ref]:.2f}x {ref} (same run, same preset)")
     return 0
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from imet_kit.errors import InputError
 
 MIXED_PRECISION = ("auto", "off", "mixed_float16", "mixed_bfloat16")
+PIPELINES = ("pydataset", "tfdata")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class TrainConfig:
     jit_compile: str = "auto"            # XLA: "auto" (off on CPU: ~10x slower there), "on", "off"
     workers: int = 1                     # PyDataset worker threads / processes
     use_multiprocessing: bool = False    # processes instead of threads for the workers
+    pipeline: str = "pydataset"          # input: "pydataset" (OpenCV + albumentations in Python
+                                         # workers) or "tfdata" (decode + augment in the tf.data graph)
+    tfrecords: str | None = None         # with "tfdata": a folder of `imet-kit tfrecords DATA DIR`
+                                         # to read instead of the image files; None = the files
     min_labels: int = 1                  # at least this many labels per image when binarising
     max_labels: int = 10                 # at most this many labels per image
     f2_interval: int = 1                 # run the validation F2 sweep every N epochs

@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="which of the run's OOF thresholds to use (default: the run's choice)")
     p.add_argument("--fold", type=int, action="append", dest="folds", help="use only fold k (repeatable)")
     p.add_argument("--batch-size", type=int, help="default: the run's")
+    p.add_argument("--pipeline", help="pydataset or tfdata (decode + TTA views in-graph, within 1 "
+                                      "grey level of pydataset's); default: the run's --pipeline")
     p.add_argument("--truth", help="CSV of true test labels to score against (default: DATA/holdout/"
                                    "test_labels.csv when it exists)")
     p.add_argument("--no-gallery", action="store_true",
@@ -36,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from imet_kit.training.rundir import RunDir
 
     pred = predict(args.run, args.data, tta=args.tta, out=args.out, threshold=args.threshold,
-                   threshold_mode=args.threshold_mode, folds=args.folds, batch_size=args.batch_size)
+                   threshold_mode=args.threshold_mode, folds=args.folds, batch_size=args.batch_size,
+                   pipeline=args.pipeline)
     print(f"wrote {args.out} ({len(pred.ids)} images, folds {pred.folds}, TTA {pred.tta}) "
           f"and {probs_path(args.out)}")
     truth = Path(args.truth) if args.truth else default_truth(args.data)

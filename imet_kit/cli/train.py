@@ -30,6 +30,10 @@ def _weights(text: str) -> str | None:
     return None if text.lower() in ("none", "random", "") else text
 
 
+def _path_or_none(text: str) -> str | None:
+    return None if text.lower() in ("none", "") else text
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=S, help="dataset folder (labels.csv, train.csv, train/)")
     p.add_argument("--out", default=S, help="run folder to create (default runs/run)")
@@ -66,6 +70,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="XLA: auto (default: off on CPU), on, off")
     p.add_argument("--workers", type=int, default=S, help="data loader workers (default 1)")
     p.add_argument("--use-multiprocessing", dest="use_multiprocessing", type=_bool, default=S)
+    p.add_argument("--pipeline", default=S,
+                   help="input pipeline: pydataset (default: OpenCV + albumentations in --workers "
+                        "Python threads) or tfdata (tf.data: decode and augment in-graph, on all "
+                        "cores; PNG/JPEG files of DATA/train, or --tfrecords DIR)")
+    p.add_argument("--tfrecords", type=_path_or_none, default=S, metavar="DIR",
+                   help="with --pipeline tfdata: read the train images from DIR, written by "
+                        "`imet-kit tfrecords DATA DIR` (default none: decode DATA/train's files; "
+                        "DIR is never guessed)")
     p.add_argument("--patience", type=int, default=S, help="early stopping on val_f2")
     p.add_argument("--seed", type=int, default=S)
     p.add_argument("--margin-head", dest="margin_head", default=S,

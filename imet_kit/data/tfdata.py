@@ -16,6 +16,10 @@ random streams; the rotation border is REFLECT, not REFLECT_101). TF's CPU
 ``ImageProjectiveTransformV3`` costs ~4-5 ms per 288 px image (OpenCV: ~0.6 ms), so
 on CPU the ``notebook`` / ``strong`` presets decode ~2x slower than ``light``.
 
+`imet-kit train --pipeline tfdata` does not use :func:`make_tf_dataset` (whose shuffle and draws
+follow TF's iteration count, not the epoch): it uses :mod:`imet_kit.data.tfdata_train`, built on
+the ops here, over the image files (:mod:`imet_kit.data.tfdata_files`) or a TFRecord folder.
+
 Example:
     >>> write_tfrecords(paths, "records/", y=y, image_format="jpeg")  # doctest: +SKIP
     >>> ds = make_tf_dataset("records/", size=288, augment="notebook")  # doctest: +SKIP
@@ -148,19 +152,29 @@ def _random_intensity(img: tf.Tensor, size: int, seeds: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
 
 
+def _fit_and_crop(img: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
+    """``FitShorterSide`` + ``RandomCrop`` of the albumentations presets."""
+    shape = tf.shape(img)
+    short = tf.minimum(shape[0], shape[1])
+    target = tf.where(short < size, size, tf.minimum(short, math.ceil(size * aug.MAX_SCALE)))
+    nh, nw = _shorter_side_shape(shape[0], shape[1], target)
+    return tf.image.stateless_random_crop(_resize_to(img, nh, nw), [size, size, 3], seed)
+
+
+def _augment_crop(img: tf.Tensor, preset: str, size: int, seeds: tf.Tensor) -> tf.Tensor:
+    img = tf.image.stateless_random_flip_left_right(img, seeds[1])
+    if preset in ("notebook", "strong"):
+        img = _random_affine(img, size, seeds[2])
+    if preset == "strong":
+        img = _random_intensity(img, size, seeds[3:6])
+    return tf.ensure_shape(img, [size, size, 3])
+
+
 def train_view(data: tf.Tensor, image_format: str | None, preset: str, size: int,
                seed: tf.Tensor) -> tf.Tensor:
     """Decode + a train preset in-graph (``seed``: int64 ``[2]``, one per element)."""
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=6)
     upper = math.ceil(size * aug.MAX_SCALE)
-
-    def fit_and_crop(img):
-        shape = tf.shape(img)
-        short = tf.minimum(shape[0], shape[1])
-        target = tf.where(short < size, size, tf.minimum(short, upper))
-        nh, nw = _shorter_side_shape(shape[0], shape[1], target)
-        return tf.image.stateless_random_crop(_resize_to(img, nh, nw), [size, size, 3], seeds[0])
-
     if image_format == "jpeg":
         # Decode only the crop window when no resize is needed (most iMet-sized images).
         shape = tf.io.extract_jpeg_shape(data)
@@ -174,15 +188,16 @@ def train_view(data: tf.Tensor, image_format: str | None, preset: str, size: int
             return tf.ensure_shape(out, [size, size, 3])
 
         img = tf.cond((short >= size) & (short <= upper), crop_decode,
-                      lambda: fit_and_crop(decode(data, "jpeg")))
+                      lambda: _fit_and_crop(decode(data, "jpeg"), size, seeds[0]))
     else:
-        img = fit_and_crop(decode(data, image_format))
-    img = tf.image.stateless_random_flip_left_right(img, seeds[1])
-    if preset in ("notebook", "strong"):
-        img = _random_affine(img, size, seeds[2])
-    if preset == "strong":
-        img = _random_intensity(img, size, seeds[3:6])
-    return tf.ensure_shape(img, [size, size, 3])
+        img = _fit_and_crop(decode(data, image_format), size, seeds[0])
+    return _augment_crop(img, preset, size, seeds)
+
+
+def train_view_image(img: tf.Tensor, preset: str, size: int, seed: tf.Tensor) -> tf.Tensor:
+    """:func:`train_view` of an image already decoded (``(H, W, 3)`` uint8)."""
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=6)
+    return _augment_crop(_fit_and_crop(img, size, seeds[0]), preset, size, seeds)
 
 
 def make_tf_dataset(

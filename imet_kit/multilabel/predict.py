@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from imet_kit.atomic import atomic_save_npy
+from imet_kit.config import PIPELINES
 from imet_kit.data.folder import find_images
 from imet_kit.data.labels import LabelSpace, read_annotations, read_labels, write_annotations
 from imet_kit.errors import InputError
@@ -31,17 +32,24 @@ class Prediction:
 
 
 def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[int] | None = None,
-                  batch_size: int | None = None, progress: bool = True) -> tuple[np.ndarray, list[int]]:
-    """Mean sigmoid probabilities over fold models and ``tta`` deterministic views."""
+                  batch_size: int | None = None, progress: bool = True,
+                  pipeline: str | None = None) -> tuple[np.ndarray, list[int]]:
+    """Mean sigmoid probabilities over fold models and ``tta`` deterministic views.
+
+    ``pipeline``: ``pydataset`` or ``tfdata`` (the files decoded and viewed in-graph; views
+    within 1 grey level of pydataset's, see :mod:`imet_kit.data.tfdata`); default the run's.
+    """
     import keras
     from tqdm.auto import tqdm
 
     from imet_kit.data.augment import tta_views
-    from imet_kit.data.dataset import ImageDataset
     from imet_kit.models.loading import load_model
     from imet_kit.training.engine import resolve_size
 
     config = run.load_config()
+    pipeline = config.pipeline if pipeline is None else pipeline
+    if pipeline not in PIPELINES:
+        raise InputError(f"Unknown pipeline {pipeline!r}. Expected one of: {', '.join(PIPELINES)}.")
     trained = run.trained_folds()
     if not trained:
         raise InputError(f"Run '{run.path}' has no trained fold (no fold*/best.keras). Train it first.")
@@ -52,14 +60,13 @@ def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[in
     views = tta_views(tta)
     size = resolve_size(config)
     batch = batch_size or config.batch_size
+    views_of = _view_maker(pipeline, paths, size, batch)
     total = None
     bar = tqdm(total=len(folds) * len(views), desc="predict (fold x view)", disable=not progress or None)
     for k in folds:
         model = load_model(run.fold_dir(k) / "best.keras", compile=False)
         for view in views:
-            ds = ImageDataset(paths, None, size=size, batch_size=batch, augment=None, shuffle=False,
-                              tta_view=view)
-            p = model.predict(ds, verbose=0).astype(np.float64)
+            p = model.predict(views_of(view), verbose=0).astype(np.float64)
             total = p if total is None else total + p
             bar.update(1)
         del model
@@ -68,10 +75,24 @@ def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[in
     return (total / (len(folds) * len(views))).astype(np.float32), folds
 
 
+def _view_maker(pipeline: str, paths: list[str], size: int, batch: int):
+    """``view -> what model.predict takes`` for one pipeline (files scanned once, up front)."""
+    if pipeline == "tfdata":
+        from imet_kit.data.tfdata_train import ImageFiles, eval_dataset
+
+        source = ImageFiles(paths)
+        return lambda view: eval_dataset(source, size=size, batch_size=batch, tta_view=view)
+    from imet_kit.data.dataset import ImageDataset
+
+    return lambda view: ImageDataset(paths, None, size=size, batch_size=batch, augment=None,
+                                     shuffle=False, tta_view=view)
+
+
 def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
             out: str | os.PathLike | None = None, threshold: float | None = None,
             threshold_mode: str | None = None, folds: list[int] | None = None,
-            batch_size: int | None = None, progress: bool = True) -> Prediction:
+            batch_size: int | None = None, progress: bool = True,
+            pipeline: str | None = None) -> Prediction:
     """Predict the test split of ``data`` with every fold model of ``run``.
 
     Args:
@@ -82,6 +103,7 @@ def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
         threshold: one global threshold instead of the run's thresholds.json.
         threshold_mode: "global", "group" or "class" thresholds from the run.
         folds: fold models to use (default: all trained).
+        pipeline: ``pydataset`` or ``tfdata``; default the run's ``config.pipeline``.
 
     Returns:
         A :class:`Prediction`.
@@ -108,7 +130,7 @@ def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
         saved = load_thresholds(run_dir)
         apply_thresholds(np.zeros((1, space.n_classes)), saved, space, threshold_mode)  # check mode early
     probs, used = predict_probs(run_dir, paths, tta=tta, folds=folds, batch_size=batch_size,
-                                progress=progress)
+                                progress=progress, pipeline=pipeline)
     if saved is None:
         labels = binarize(probs, threshold, min_labels=config.min_labels, max_labels=config.max_labels)
         mode = "global"

@@ -31,9 +31,21 @@ class MultilabelTask(Task):
                         paths=list(ds.train_paths), extra={"dataset": ds})
 
     def setup_fold(self, config, data: TaskData, tr, va, size) -> FoldSetup:
+        y, paths = np.asarray(data.y), np.asarray(data.paths)
+        if config.pipeline == "tfdata":
+            from imet_kit.data.tfdata_files import scan_files
+            from imet_kit.data.tfdata_train import fold_data
+
+            if config.tfrecords is None and "file_kinds" not in data.extra:
+                data.extra["file_kinds"] = scan_files(data.paths)  # once per run, not per fold
+            train, val = fold_data(data.paths, data.ids, data.y, tr, va, size=size,
+                                   batch_size=config.batch_size, augment=config.augment,
+                                   seed=config.seed, tfrecords=config.tfrecords,
+                                   label_names=data.space.names, kinds=data.extra.get("file_kinds"))
+            return FoldSetup(train=train, extra={"val": val, "y_val": y[va],
+                                                 "callbacks": [train.callback()]})
         from imet_kit.data.dataset import ImageDataset
 
-        y, paths = np.asarray(data.y), np.asarray(data.paths)
         common = {"size": size, "batch_size": config.batch_size, "workers": config.workers,
                   "use_multiprocessing": config.use_multiprocessing}
         train = ImageDataset(paths[tr].tolist(), y[tr], augment=config.augment, shuffle=True,
@@ -56,7 +68,8 @@ class MultilabelTask(Task):
     def callbacks(self, model, config, data: TaskData, setup: FoldSetup) -> list:
         from imet_kit.multilabel.callbacks import F2Callback
 
-        return [F2Callback(setup.extra["val"], setup.extra["y_val"], interval=config.f2_interval,
+        return [*setup.extra.get("callbacks", []),  # tfdata: the epoch its shuffle follows
+                F2Callback(setup.extra["val"], setup.extra["y_val"], interval=config.f2_interval,
                            min_labels=config.min_labels, max_labels=config.max_labels)]
 
     def finish_fold(self, run, k: int, config, data: TaskData, setup: FoldSetup,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imet_kit.config import TrainConfig, raise_problems
+from imet_kit.config import PIPELINES, TrainConfig, raise_problems
 from imet_kit.training.optim import LR_SCHEDULES, OPTIMIZERS
 from imet_kit.training.task import TASKS, Task, get_task
 
@@ -38,8 +38,26 @@ def _weights_problem(config: TrainConfig, spec) -> str | None:
             f"({named}); expected a *.weights.h5 path, one of those names, or none")
 
 
+def _pipeline_problems(config: TrainConfig) -> list[str]:
+    """The input pipeline: a known name; a TFRecord folder only for tfdata, and one that exists."""
+    out = []
+    if config.pipeline not in PIPELINES:
+        out.append(_unknown("pipeline", config.pipeline, PIPELINES))
+    elif config.pipeline == "tfdata" and config.task != "multilabel":
+        out.append(f"pipeline: 'tfdata' feeds the multilabel task only; task {config.task!r} "
+                   f"reads images with pydataset")
+    if config.tfrecords is not None:
+        if config.pipeline != "tfdata":
+            out.append(f"tfrecords: {config.tfrecords!r} is read only by pipeline 'tfdata'; "
+                       f"add --pipeline tfdata or drop --tfrecords")
+        elif not (Path(config.tfrecords) / "tfrecords.json").is_file():
+            out.append(f"tfrecords: '{config.tfrecords}' has no tfrecords.json; expected a folder "
+                       f"written by `imet-kit tfrecords DATA {config.tfrecords}`")
+    return out
+
+
 def name_problems(config: TrainConfig) -> list[str]:
-    """Problems with the names in ``config`` (backbone, weights, augmentation, loss, ...)."""
+    """Problems with the names in ``config`` (backbone, weights, augmentation, loss, pipeline, ...)."""
     from imet_kit.data.augment import TRAIN_PRESETS
     from imet_kit.folds.maker import METHODS
     from imet_kit.models.backbones import BACKBONES
@@ -57,6 +75,7 @@ def name_problems(config: TrainConfig) -> list[str]:
     ):
         if value not in choices:
             out.append(_unknown(field, value, choices))
+    out += _pipeline_problems(config)
     problem = _weights_problem(config, spec)
     if problem and (spec is not None or config.weights is not None):
         out.append(problem)
