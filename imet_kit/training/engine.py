@@ -28,7 +28,7 @@ Reporter = Callable[[str], None]
 
 # where the data lives, how fast it loads and which folds this call trains may change on resume;
 # what is learned may not
-RESUME_FREE_FIELDS = ("data", "out", "train_folds", "workers", "use_multiprocessing")
+RESUME_FREE_FIELDS = ("data", "out", "train_folds", "workers", "use_multiprocessing", "refit")
 
 
 def resolve_size(config: TrainConfig) -> int:
@@ -175,5 +175,12 @@ def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | No
                        f"(epoch {res.get('best_epoch', '?')}/{config.epochs})")
         results[str(k)] = res
     summary = task.finish(run, config, data, folds, results)
+    if config.refit:  # after CV: one model on all images into RUN/full (training/refit.py)
+        from imet_kit.training.refit import refit_plan
+
+        plan = refit_plan(run, config, report)
+        if plan is not None:
+            summary["refit"] = train_fold(task, plan.config, data, plan.run, plan.fold, folds,
+                                          report=report)
     atomic_write_json(summary, run.summary_path)
     return summary
