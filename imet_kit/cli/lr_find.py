@@ -10,8 +10,8 @@ HELP = "learning-rate range test (fastai-style) on fold 0's training images: plo
 DESCRIPTION = (
     "Train the configured model for up to --steps batches while the learning rate grows "
     "geometrically from --start-lr to --end-lr; stop when the smoothed loss diverges. Writes a "
-    "plot (loss vs lr, log axis) and prints a suggested lr: min10 = the lr at the smoothed loss' "
-    "minimum / 10 (default), or steepest = where the smoothed loss falls fastest. Takes the same "
+    "plot (loss vs lr, log axis) and prints a suggested lr: min10 = the lr at the (centred) smoothed "
+    "loss' minimum / 10 (default), or steepest = where it falls fastest. Takes the same "
     "config flags as train (--recipe, --config, --backbone, ...); writes no run folder."
 )
 
@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--data is required: the dataset folder (labels.csv, train.csv, train/).")
     res = lr_find(config, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps,
                   diverge=args.diverge, method=args.suggest, report=print)
-    png = plot_lr_find(res.lrs, res.losses, res.smoothed, res.suggestions, res.method, args.plot)
+    png = plot_lr_find(res.lrs, res.losses, res.centred, res.suggestions, res.method, args.plot,
+                       stop_curve=res.smoothed)
     print(f"plot: {png}")
     print(f"suggested lr: {res.suggestion:.3g} ({res.method})")
     return 0

@@ -11,11 +11,13 @@ from imet_kit.plots import save_figure
 
 
 def plot_lr_find(lrs, losses, smoothed, suggestions: dict[str, float], chosen: str,
-                 path: str | os.PathLike) -> Path:
+                 path: str | os.PathLike, *, stop_curve=None) -> Path:
     """Raw and smoothed loss per learning rate (log x axis), each suggestion marked.
 
     Args:
-        lrs, losses, smoothed: one value per step of the range test.
+        lrs, losses, smoothed: one value per step of the range test; ``smoothed`` is the curve
+            the suggestions were read from.
+        stop_curve: optionally, the moving average of the stop rule (drawn dotted).
         suggestions: learning rate by method name (``{"min10": ..., "steepest": ...}``).
         chosen: the method whose suggestion is printed (drawn solid, the others dashed).
         path: output PNG.
@@ -39,6 +41,9 @@ def plot_lr_find(lrs, losses, smoothed, suggestions: dict[str, float], chosen: s
     fig = Figure(figsize=(7, 4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     ax.plot(lrs, np.asarray(losses, np.float64), color="0.75", lw=1, label="loss per batch")
+    if stop_curve is not None:
+        ax.plot(lrs, np.asarray(stop_curve, np.float64), color="0.4", lw=1, ls=":",
+                label="moving average (stop rule)")
     ax.plot(lrs, smoothed, lw=2, label="smoothed loss")
     for i, (name, lr) in enumerate(sorted(suggestions.items())):
         y = float(np.interp(np.log(lr), np.log(lrs), smoothed)) if len(lrs) > 1 else smoothed[0]
@@ -47,8 +52,10 @@ def plot_lr_find(lrs, losses, smoothed, suggestions: dict[str, float], chosen: s
                    label=f"{name}: {lr:.2g}{' (suggested)' if name == chosen else ''}")
     ax.set_xscale("log")
     finite = smoothed[np.isfinite(smoothed)]
+    raw = np.asarray(losses, np.float64)
     if len(finite):  # the divergence at the end would flatten everything else
-        lo, hi, first = float(finite.min()), float(finite.max()), float(finite[0])
+        lo = float(min(finite.min(), np.nanmin(np.where(np.isfinite(raw), raw, np.inf))))
+        hi, first = float(finite.max()), float(finite[0])
         top = min(hi, first + max(first - lo, 0.1 * (hi - lo), 1e-9))
         pad = 0.05 * (top - lo) + 1e-9
         ax.set_ylim(lo - pad, top + pad)

@@ -6,7 +6,7 @@ import pytest
 from imet_kit.config import TrainConfig
 from imet_kit.data.demo import make_demo_dataset
 from imet_kit.errors import InputError
-from imet_kit.training.lr_find import lr_find, lr_schedule, smooth_losses, suggest
+from imet_kit.training.lr_find import centred_average, lr_find, lr_schedule, smooth_losses, suggest
 
 
 def test_schedule_is_geometric_from_start_to_end():
@@ -22,6 +22,14 @@ def test_smoothing_is_bias_corrected():
     np.testing.assert_allclose(smooth_losses(np.full(20, 3.0)), 3.0)  # no ramp-up from zero
     s = smooth_losses([1.0, 0.0], beta=0.5)
     assert s[0] == 1.0 and s[1] == pytest.approx(0.5 * 0.5 / (1 - 0.25))
+
+
+def test_centred_average_does_not_lag():
+    ramp = np.arange(100.0)
+    np.testing.assert_allclose(centred_average(ramp)[10:-10], ramp[10:-10])  # exact on a line
+    assert smooth_losses(ramp)[50] < 30  # the moving average trails ~20 steps behind
+    x = centred_average([1.0, np.nan, 3.0, np.inf, 5.0, 7.0])
+    assert np.isfinite(x).all()  # bad points are left out of the windows
 
 
 def test_suggestions_on_a_known_curve_lie_inside_the_range():
