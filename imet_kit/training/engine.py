@@ -178,9 +178,9 @@ def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | No
     if config.refit:  # after CV: one model on all images into RUN/full (training/refit.py)
         from imet_kit.training.refit import refit_plan
 
-        plan = refit_plan(run, config, report)
+        plan = refit_plan(run, config, report)  # None while a fold is missing
         if plan is not None:
-            summary["refit"] = train_fold(task, plan.config, data, plan.run, plan.fold, folds,
-                                          report=report)
+            summary["refit"] = plan.result or train_fold(task, plan.config, data, plan.run,
+                                                         plan.fold, folds, report=report)
     atomic_write_json(summary, run.summary_path)
     return summary

@@ -58,17 +58,19 @@ class RefitPlan:
     config: TrainConfig
     run: FullRun
     fold: int  # seeds the refit like a fold number no image has (K)
+    result: dict | None = None  # the refit's state when it is already done (nothing to train)
 
 
 def refit_plan(run: RunDir, config: TrainConfig,
                report: Callable[[str], None] | None = None) -> RefitPlan | None:
-    """The refit to train now, or None (not every fold is done yet, or the refit is done)."""
+    """The refit to train now (``result`` set when it is already done), or None while some
+    fold is not trained yet."""
     full = FullRun(run.path)
     k = config.folds
     if full.fold_done(k):
         if report:
             report(f"refit: already trained ({full_model_path(run)}), skipped")
-        return None
+        return RefitPlan(config, full, k, result=full.fold_state(k))
     states = {str(f): run.fold_state(f) for f in range(config.folds)}
     missing = [f for f, s in states.items() if not s.get("done")]
     if missing:

@@ -77,6 +77,7 @@ def test_resume_adds_the_refit_then_skips_it(trained, capsys):
     assert RunDir(run).trained_folds() == [0, 1]  # RUN/full is not a fold
     assert main(["train", "--data", str(data), "--out", str(run), "--resume", "--refit"]) == 0
     assert "refit: already trained" in capsys.readouterr().out
+    assert json.loads((run / "summary.json").read_text())["refit"] == state  # kept in the summary
 
 
 def test_predict_averages_the_refit_with_the_fold_ensemble(trained, tmp_path, capsys):
