@@ -66,7 +66,23 @@ class TrainConfig:
     margin_head: str = "arcface"         # embedding task: "arcface", "subcenter", "cosface"
     margin_radians: float = 0.3          # embedding task: angular margin
     margin_scale: float = 30.0           # embedding task: logit scale s
+    # --- recipe power (issue 12): named recipes, the long tail, training in phases ---
+    recipe: str | None = None            # shipped recipe these settings started from (imet-kit recipes); a record
+    sampling: str = "uniform"            # train order: "uniform" (shuffle) or "logfreq" (rare labels drawn more; data/sampling.py)
+    class_weight: str = "none"           # BCE positive weight per class: "none" or "inverse_log" (models/losses.py)
+    refit: bool = False                  # after CV, train RUN/full/best.keras on all images for round(mean best epoch) epochs
+    init_from: str | None = None         # earlier run: fold k starts from its fold{k}/best.keras (progressive resizing)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
+
+    @classmethod
+    def from_recipe(cls, name: str, **overrides: Any) -> TrainConfig:
+        """A shipped recipe (``imet-kit recipes``) with ``overrides`` on top.
+
+        Example:
+            >>> TrainConfig.from_recipe("cpu", epochs=3).backbone
+            'small_cnn'
+        """
+        return cls.from_dict({**load_recipe(name), **overrides}, source=f"recipe {name}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -175,4 +191,42 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"Config file '{p}' must hold a JSON object of TrainConfig fields.")
     return data
 
+
+# --- named recipes: imet_kit/recipes/NAME.json, shipped as package data ----------------------
+def _recipe_files() -> dict[str, Any]:
+    from importlib.resources import files
+
+    folder = files("imet_kit") / "recipes"
+    return {f.name[:-5]: f for f in folder.iterdir() if f.name.endswith(".json")}
+
+
+def recipe_names() -> list[str]:
+    """The shipped recipes, sorted (``notebook``, ``cpu``, ...)."""
+    return sorted(_recipe_files())
+
+
+def load_recipe(name: str) -> dict[str, Any]:
+    """A shipped recipe's TrainConfig fields plus ``recipe=name`` (keys starting with ``_`` are
+    notes and dropped). Precedence in ``imet-kit train``: defaults < recipe < --config < flags.
+
+    Example:
+        >>> load_recipe("notebook")["backbone"]
+        'efficientnet_b3'
+    """
+    found = _recipe_files()
+    if name not in found:
+        raise InputError(f"Unknown recipe {name!r}. Expected one of: {', '.join(sorted(found))}.")
+    try:
+        data = json.loads(found[name].read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"Recipe {name!r} is not valid JSON: {exc}.") from exc
+    fields_ = {k: v for k, v in data.items() if not k.startswith("_")}
+    TrainConfig.from_dict(fields_, source=f"recipe {name}")  # field names and types
+    return {**fields_, "recipe": name}
+
+
+def recipe_about(name: str) -> str:
+    """The one-line description (``_about``) of a shipped recipe."""
+    found = _recipe_files()
+    return str(json.loads(found[name].read_text()).get("_about", "")) if name in found else ""
 

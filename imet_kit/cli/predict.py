@@ -9,6 +9,16 @@ ORDER = 40
 HELP = "predict the test split with every fold model and TTA; write submission.csv"
 
 
+def _fold_list(text: str) -> list[int]:
+    try:
+        folds = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fold numbers like 0,2; received '{text}'") from None
+    if not folds:
+        raise argparse.ArgumentTypeError(f"expected fold numbers like 0,2; received '{text}'")
+    return folds
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run folder of imet-kit train")
     p.add_argument("--data", required=True, help="dataset folder (labels.csv, sample_submission.csv, test/)")
@@ -18,6 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold-mode", choices=["global", "group", "class"],
                    help="which of the run's OOF thresholds to use (default: the run's choice)")
     p.add_argument("--fold", type=int, action="append", dest="folds", help="use only fold k (repeatable)")
+    p.add_argument("--folds", type=_fold_list, dest="fold_list",
+                   help="use only these trained folds, comma-separated (e.g. 0,2)")
+    p.add_argument("--no-refit", action="store_true",
+                   help="ignore RUN/full/best.keras (train --refit); by default it is averaged 50/50 "
+                        "with the fold ensemble when present")
+    p.add_argument("--no-stack", action="store_true",
+                   help="ignore RUN/stack/ (imet-kit stack); by default the second-level model and "
+                        "its thresholds apply when present")
     p.add_argument("--batch-size", type=int, help="default: the run's")
     p.add_argument("--pipeline", help="pydataset or tfdata (decode + TTA views in-graph, within 1 "
                                       "grey level of pydataset's); default: the run's --pipeline")
@@ -37,10 +55,14 @@ def run(args: argparse.Namespace) -> int:
     from imet_kit.multilabel.predict import predict, probs_path
     from imet_kit.training.rundir import RunDir
 
+    folds = None
+    if args.folds or args.fold_list:
+        folds = sorted(set(args.folds or []) | set(args.fold_list or []))
     pred = predict(args.run, args.data, tta=args.tta, out=args.out, threshold=args.threshold,
-                   threshold_mode=args.threshold_mode, folds=args.folds, batch_size=args.batch_size,
-                   pipeline=args.pipeline)
-    print(f"wrote {args.out} ({len(pred.ids)} images, folds {pred.folds}, TTA {pred.tta}) "
+                   threshold_mode=args.threshold_mode, folds=folds, batch_size=args.batch_size,
+                   refit=not args.no_refit, stack=not args.no_stack, pipeline=args.pipeline)
+    extras = "".join([", + refit model" if pred.refit else "", ", stacked" if pred.stacked else ""])
+    print(f"wrote {args.out} ({len(pred.ids)} images, folds {pred.folds}, TTA {pred.tta}{extras}) "
           f"and {probs_path(args.out)}")
     truth = Path(args.truth) if args.truth else default_truth(args.data)
     space = RunDir(args.run).load_space()

@@ -12,7 +12,7 @@ DESCRIPTION = (
     "Train one model per fold on an iMet-format dataset, keep the best epoch by validation F2, "
     "then choose thresholds on the out-of-fold predictions. Defaults are the 2019 notebook's "
     "(EfficientNet-B3, 288 px, batch 32, Adam 3e-4, BCE, 8 epochs, ImageNet weights). "
-    "Precedence: defaults < --config FILE < flags."
+    "Precedence: defaults < --recipe NAME < --config FILE < flags."
 )
 
 S = argparse.SUPPRESS
@@ -35,19 +35,30 @@ def _path_or_none(text: str) -> str | None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=S, help="dataset folder (labels.csv, train.csv, train/)")
     p.add_argument("--out", default=S, help="run folder to create (default runs/run)")
-    p.add_argument("--config", help="JSON file of TrainConfig fields (flags override it)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out: finished folds are skipped, the unfinished one "
                         "restarts from its last finished epoch")
+    add_config_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of TrainConfig fields, --config and --recipe (shared with `imet-kit lr-find`)."""
+    p.add_argument("--data", default=S, help="dataset folder (labels.csv, train.csv, train/)")
+    p.add_argument("--config", help="JSON file of TrainConfig fields (flags override it)")
+    p.add_argument("--recipe", default=S,
+                   help="shipped recipe to start from: " + ", ".join(_recipes()) +
+                        " (--config and flags override it; 'list' lists them)")
     p.add_argument("--folds", type=int, default=S, help="K (default 5)")
     p.add_argument("--fold", type=int, action="append", dest="train_folds", default=S,
                    help="train only fold k (repeatable)")
     p.add_argument("--fold-method", dest="fold_method", default=S, help="iterative (default) or rare-first")
     p.add_argument("--task", default=S,
                    help="multilabel (default) or embedding (margin head; see imet-kit embed)")
-    p.add_argument("--backbone", default=S, help="efficientnet_b0..b7, efficientnetv2_*, tiny_cnn, ...")
+    p.add_argument("--backbone", default=S, help="efficientnet_b0..b7, efficientnetv2_*, convnext_*, resnet50, "
+                        "densenet121, ..., tiny_cnn, or hub:<preset> (keras-hub); imet-kit "
+                        "backbones lists them")
     p.add_argument("--weights", type=_weights, default=S,
                    help="imagenet (default), none, or a local *.weights.h5 file")
     p.add_argument("--image-size", dest="image_size", type=int, default=S, help="input side (default 288)")
@@ -86,24 +97,55 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--task embedding: angular margin m (default 0.3)")
     p.add_argument("--margin-scale", dest="margin_scale", type=float, default=S,
                    help="--task embedding: logit scale s (default 30)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    # recipe power (issue 12): the long tail and training in phases
+    p.add_argument("--sampling", default=S,
+                   help="train order: uniform (default, reshuffle) or logfreq (an image's weight "
+                        "1/ln(1 + count of its rarest label), drawn with replacement)")
+    p.add_argument("--class-weight", dest="class_weight", default=S,
+                   help="BCE positive weight per class: none (default) or inverse_log "
+                        "(1/ln(1 + count), normalised)")
+    p.add_argument("--refit", type=_bool, nargs="?", const=True, default=S,
+                   help="after CV, train RUN/full/best.keras on all images for round(mean best "
+                        "epoch) epochs (predict averages it in)")
+    p.add_argument("--init-from", dest="init_from", default=S,
+                   help="earlier run folder: fold k starts from its fold{k}/best.keras (progressive "
+                        "resizing: same folds, seed and backbone; new image size, lr, epochs)")
 
 
-def resolve_config(args: argparse.Namespace):
-    """defaults < --config FILE < flags; with --resume and no other source, the run's own config."""
-    from imet_kit.config import TrainConfig, load_config_file
+def _recipes() -> list[str]:
+    from imet_kit.config import recipe_names
+
+    return recipe_names()
+
+
+def list_recipes() -> str:
+    """One line per shipped recipe: name and what it is."""
+    from imet_kit.config import recipe_about
+
+    names = _recipes()
+    width = max(map(len, names))
+    return "\n".join(f"{n:<{width}}  {recipe_about(n)}" for n in names)
+
+
+def resolve_config(args: argparse.Namespace, skip: tuple[str, ...] = ()):
+    """defaults < --recipe < --config FILE < flags; with --resume and no other source, the run's
+    own config. ``skip``: argument names that are not TrainConfig fields."""
+    from imet_kit.config import TrainConfig, load_config_file, load_recipe
     from imet_kit.training.rundir import RunDir
 
-    skip = {"config", "resume", "json", "verbose", "command", "_run"}
+    skip = {"config", "resume", "json", "verbose", "command", "_run", *skip}
     flags = {k: v for k, v in vars(args).items() if k not in skip}
     if "train_folds" in flags:
         flags["train_folds"] = tuple(flags["train_folds"])
     base: dict = {}
-    if args.resume and "out" in flags and RunDir(flags["out"]).exists():
+    if getattr(args, "resume", False) and "out" in flags and RunDir(flags["out"]).exists():
         base = RunDir(flags["out"]).load_config().to_dict()
         base["train_folds"] = None
-    if args.config:
-        base.update(load_config_file(args.config))
+    file = load_config_file(args.config) if args.config else {}
+    recipe = flags.pop("recipe", None) or file.get("recipe")
+    if recipe:
+        base.update(load_recipe(recipe))
+    base.update(file)
     base.update(flags)
     return TrainConfig.from_dict(base, source=args.config or "flags")
 
@@ -112,6 +154,9 @@ def run(args: argparse.Namespace) -> int:
     from imet_kit.errors import InputError
     from imet_kit.training.engine import train_cv
 
+    if getattr(args, "recipe", None) == "list":
+        print(list_recipes())
+        return 0
     config = resolve_config(args)
     if not config.data:
         raise InputError("--data is required: the dataset folder (labels.csv, train.csv, train/).")
@@ -122,5 +167,7 @@ def run(args: argparse.Namespace) -> int:
         oof = summary.get("oof_f2")
         if oof:
             print("OOF F2: " + ", ".join(f"{m} thresholds {v:.4f}" for m, v in oof.items()))
+        if summary.get("refit"):
+            print(f"refit: {summary['run']}/full/best.keras ({summary['refit'].get('epochs')} epochs)")
         print(f"run folder: {summary['run']}")
     return 0

@@ -11,6 +11,9 @@ Sources:
     * the optional ``efficientnet`` package (qubvel, 2019): ``efn_b0`` .. ``efn_b7``
       with ``"imagenet"`` or ``"noisy-student"`` weights (``pip install 'imet_kit[efficientnet]'``).
     * ``tiny_cnn``: three convolutions, for tests; ``small_cnn``: seven separable blocks, for the demo.
+    * every other ``keras.applications`` image family (ConvNeXt, DenseNet, Inception, MobileNet
+      v1-v3, NASNet, ResNet, ResNetV2, VGG, Xception) and ``hub:<preset>`` keras-hub image
+      backbones (optional: ``pip install keras-hub``): see :mod:`imet_kit.models.families`.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from dataclasses import dataclass
 
 import keras
 
+import imet_kit.models.families as families
 from imet_kit.errors import DataFileError, InputError, WeightsUnavailableError, describe_choices
 
 logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-INPUT_RANGES = ("0-255", "0-1", "-1-1", "imagenet")
+INPUT_RANGES = ("0-255", "0-1", "-1-1", "imagenet", "caffe")
 DEFAULT_DOWNLOAD_TIMEOUT = 30.0
 
 
@@ -43,11 +47,13 @@ class BackboneSpec:
         name: registry key.
         builder: ``builder(input_shape, weights, name) -> keras.Model`` (no top, a 4-D feature map).
         default_size: the input side it was trained at.
-        input_range: what the network takes: ``"0-255"``, ``"0-1"``, ``"-1-1"`` or
-            ``"imagenet"`` (``(x / 255 - mean) / std``).
-        source: ``"keras"``, ``"efficientnet"`` (optional package) or ``"imet_kit"``.
+        input_range: what the network takes: ``"0-255"``, ``"0-1"``, ``"-1-1"``,
+            ``"imagenet"`` (``(x / 255 - mean) / std``) or ``"caffe"`` (BGR minus the mean).
+        source: ``"keras"``, ``"efficientnet"`` (optional package), ``"keras-hub"`` (optional)
+            or ``"imet_kit"``.
         pretrained: weight names the builder can download (``()`` for none).
         constructor: the public call that builds it, for messages.
+        params: headless parameter count (``None``: not known without building it).
     """
 
     name: str
@@ -57,6 +63,7 @@ class BackboneSpec:
     source: str = "keras"
     pretrained: tuple[str, ...] = ("imagenet",)
     constructor: str = ""
+    params: int | None = None
 
     def preprocess(self, images):
         """Map 0-255 images (numpy or tensor, channels last) to :attr:`input_range`.
@@ -80,6 +87,8 @@ def preprocessing_layer(spec: BackboneSpec, name: str = "preprocess") -> keras.l
         return keras.layers.Rescaling(1.0 / 255.0, name=name)
     if spec.input_range == "-1-1":
         return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=name)
+    if spec.input_range == "caffe":
+        return families.CaffePreprocessing(name=name)
     mean = [255.0 * m for m in IMAGENET_MEAN]
     var = [(255.0 * s) ** 2 for s in IMAGENET_STD]
     return keras.layers.Normalization(mean=mean, variance=var, name=name)
@@ -137,7 +146,8 @@ def _registry() -> dict[str, BackboneSpec]:
     for i, size in enumerate((224, 240, 260, 300, 380, 456, 528, 600)):
         fn = f"EfficientNetB{i}"
         specs.append(BackboneSpec(f"efficientnet_b{i}", functools.partial(_keras_app, fn), size,
-                                  constructor=f"keras.applications.{fn}"))
+                                  constructor=f"keras.applications.{fn}",
+                                  params=families.EFFICIENTNET_PARAMS[fn]))
         specs.append(BackboneSpec(f"efn_b{i}", functools.partial(_qubvel, fn), size, "imagenet",
                                   "efficientnet", ("imagenet", "noisy-student"),
                                   f"efficientnet.tfkeras.{fn}"))
@@ -145,25 +155,47 @@ def _registry() -> dict[str, BackboneSpec]:
                       ("m", 480), ("l", 480)):
         fn = f"EfficientNetV2{key.upper()}"
         specs.append(BackboneSpec(f"efficientnetv2_{key}", functools.partial(_keras_app, fn), size,
-                                  constructor=f"keras.applications.{fn}"))
+                                  constructor=f"keras.applications.{fn}",
+                                  params=families.EFFICIENTNET_PARAMS[fn]))
+    specs += _keras_families()
     return {s.name: s for s in sorted(specs, key=lambda s: s.name)}
+
+
+def _keras_families() -> list[BackboneSpec]:
+    """The other keras.applications image families (:data:`families.KERAS_FAMILIES`)."""
+    return [BackboneSpec(name, functools.partial(_keras_app, fn), size, input_range,
+                         constructor=f"keras.applications.{fn}", params=params)
+            for name, fn, _module, size, input_range, params in families.KERAS_FAMILIES]
+
+
+def _hub_spec(name: str) -> BackboneSpec:
+    """``hub:<preset>``: built by keras-hub (optional); 224 px unless --image-size says otherwise."""
+    preset = families.hub_preset(name)
+    return BackboneSpec(name, functools.partial(families.build_hub, preset), 224, "0-255",
+                        "keras-hub", ("imagenet",),
+                        f"keras_hub.models.Backbone.from_preset({preset!r})")
 
 
 BACKBONES: dict[str, BackboneSpec] = _registry()
 
 
 def get_backbone_spec(name: str) -> BackboneSpec:
-    """Look a backbone up by name.
+    """Look a backbone up by name (a :data:`BACKBONES` key, or ``hub:<preset>`` for keras-hub).
 
     Example:
         >>> get_backbone_spec("efficientnet_b3").default_size
         300
+        >>> get_backbone_spec("resnet50").input_range
+        'caffe'
     """
+    if isinstance(name, str) and name.startswith(families.HUB_PREFIX):
+        return _hub_spec(name)
     try:
         return BACKBONES[name]
     except (KeyError, TypeError):
         raise InputError(
-            f"Unknown backbone {name!r}. Expected one of: {describe_choices(BACKBONES)}."
+            f"Unknown backbone {name!r}. Expected one of: {describe_choices(BACKBONES)}, "
+            f"or hub:<preset> (keras-hub)."
         ) from None
 
 

@@ -22,6 +22,10 @@ def _register() -> None:
         import efficientnet.tfkeras  # noqa: F401  (registers swish, FixedDropout)
     except ImportError:  # an optional backbone that is not installed cannot be in the file either
         pass
+    try:
+        import keras_hub  # noqa: F401  (registers the layers of hub:<preset> backbones)
+    except ImportError:
+        pass
 
 
 def load_model(path: str | os.PathLike, *, compile: bool = True):

@@ -10,6 +10,7 @@ clip=0``) equal binary cross-entropy.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from imet_kit.errors import InputError, describe_choices
@@ -40,6 +41,8 @@ class BinaryCrossentropyLoss(_MultiLabelLoss):
     Args:
         label_smoothing: targets become ``y * (1 - s) + 0.5 * s``.
         from_logits: ``y_pred`` are logits rather than probabilities.
+        pos_weight: one weight per class for the positive term (``class_weight``, see
+            :func:`class_positive_weights`); ``None``: all 1.
         **kwargs: ``keras.losses.Loss`` arguments (``name``, ``reduction``, ``dtype``).
 
     Example:
@@ -49,21 +52,26 @@ class BinaryCrossentropyLoss(_MultiLabelLoss):
     """
 
     def __init__(self, label_smoothing: float = 0.0, from_logits: bool = False,
-                 name: str = "bce", **kwargs):
+                 name: str = "bce", pos_weight=None, **kwargs):
         super().__init__(from_logits=from_logits, name=name, **kwargs)
         if not 0.0 <= label_smoothing <= 1.0:
             raise InputError(f"label_smoothing must be in [0, 1]; received {label_smoothing}.")
         self.label_smoothing = float(label_smoothing)
+        self.pos_weight = None if pos_weight is None else [float(w) for w in pos_weight]
 
     def call(self, y_true, y_pred):
         y = ops.cast(y_true, y_pred.dtype)
         if self.label_smoothing:
             y = y * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         _, log_p, log_q = _log_probs(y_pred, self.from_logits)
-        return -ops.mean(y * log_p + (1.0 - y) * log_q, axis=-1)
+        pos = y * log_p
+        if self.pos_weight is not None:
+            pos = pos * ops.convert_to_tensor(self.pos_weight, dtype=y_pred.dtype)
+        return -ops.mean(pos + (1.0 - y) * log_q, axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+        return {**super().get_config(), "label_smoothing": self.label_smoothing,
+                "pos_weight": self.pos_weight}
 
 
 @keras.saving.register_keras_serializable(package="imet_kit")
@@ -155,6 +163,32 @@ class AsymmetricLoss(_MultiLabelLoss):
 
 
 LOSSES = {"bce": BinaryCrossentropyLoss, "focal": BinaryFocalLoss, "asl": AsymmetricLoss}
+
+# --- class weighting for the long tail (``class_weight``) ------------------------------------
+CLASS_WEIGHTS = ("none", "inverse_log")
+
+
+def class_positive_weights(y, method: str = "inverse_log") -> np.ndarray | None:
+    """Per-class weights of the positive BCE term, from the training rows' label counts ``n_c``.
+
+    ``inverse_log``: ``w_c ∝ 1 / ln(1 + max(n_c, 1))``, scaled so that ``sum_c n_c w_c =
+    sum_c n_c``: the positives weigh as much in total as without weighting, rare labels more
+    and frequent ones less. ``none`` returns None.
+
+    Example:
+        >>> import numpy as np
+        >>> class_positive_weights(np.array([[1, 0], [1, 0], [1, 0], [1, 1]])).round(3).tolist()
+        [0.791, 1.836]
+    """
+    if method not in CLASS_WEIGHTS:
+        raise InputError(f"Unknown class_weight {method!r}. Expected one of: "
+                         f"{describe_choices(CLASS_WEIGHTS)}.")
+    if method == "none":
+        return None
+    counts = np.asarray((y > 0).sum(0)).ravel().astype(np.float64)
+    raw = 1.0 / np.log1p(np.maximum(counts, 1.0))
+    total = float((counts * raw).sum())
+    return raw * (counts.sum() / total) if total > 0 else np.ones_like(raw)
 
 
 def get_loss(name: str, **kwargs) -> keras.losses.Loss:

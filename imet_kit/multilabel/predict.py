@@ -1,4 +1,14 @@
-"""Prediction: every fold model x deterministic TTA views, averaged; thresholds; submission.csv."""
+"""Prediction: every fold model x deterministic TTA views, averaged; thresholds; submission.csv.
+
+Phases of a run that predict uses when present (each can be skipped):
+
+* ``RUN/full/best.keras`` (``train --refit``): the fold ensemble's mean and the refit model's
+  probabilities are averaged with equal weight, ``0.5 * mean(folds) + 0.5 * full`` (the refit saw
+  every image, so it counts as much as the whole fold ensemble); ``refit=False`` /
+  ``--no-refit`` skips it.
+* ``RUN/stack/`` (``imet-kit stack``): the averaged probabilities go through the second-level
+  model, and its own thresholds apply; ``stack=False`` / ``--no-stack`` skips it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +24,8 @@ from imet_kit.config import PIPELINES
 from imet_kit.data.folder import find_images
 from imet_kit.data.labels import LabelSpace, read_annotations, read_labels, write_annotations
 from imet_kit.errors import InputError
+from imet_kit.multilabel.stack import load_stack
+from imet_kit.training.refit import full_model_path
 from imet_kit.training.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -29,16 +41,51 @@ class Prediction:
     threshold_mode: str
     folds: list[int]
     tta: int
+    refit: bool = False     # RUN/full/best.keras was averaged in
+    stacked: bool = False   # RUN/stack/ turned the probabilities into its own
 
 
 def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[int] | None = None,
                   batch_size: int | None = None, progress: bool = True,
-                  pipeline: str | None = None) -> tuple[np.ndarray, list[int]]:
+                  refit: bool = False, pipeline: str | None = None) -> tuple[np.ndarray, list[int]]:
     """Mean sigmoid probabilities over fold models and ``tta`` deterministic views.
 
-    ``pipeline``: ``pydataset`` or ``tfdata`` (the files decoded and viewed in-graph; views
-    within 1 grey level of pydataset's, see :mod:`imet_kit.data.tfdata`); default the run's.
+    Args:
+        pipeline: ``pydataset`` or ``tfdata`` (the files decoded and viewed in-graph; views
+            within 1 grey level of pydataset's, see :mod:`imet_kit.data.tfdata`); default the run's.
+        folds: any subset of the trained folds (default all; ``[]`` with ``refit`` uses only the
+            refit model).
+        refit: average in ``RUN/full/best.keras`` with weight 1/2 (the folds' mean the other 1/2).
     """
+    pipeline = run.load_config().pipeline if pipeline is None else pipeline
+    if pipeline not in PIPELINES:
+        raise InputError(f"Unknown pipeline {pipeline!r}. Expected one of: {', '.join(PIPELINES)}.")
+    trained = run.trained_folds()
+    full = full_model_path(run) if refit else None
+    if not trained and full is None:
+        raise InputError(f"Run '{run.path}' has no trained fold (no fold*/best.keras). Train it first.")
+    folds = trained if folds is None else list(folds)
+    missing = [k for k in folds if k not in trained]
+    if missing:
+        raise InputError(f"Fold {missing[0]} has no model in '{run.path}'; trained folds: {trained}.")
+    if full is not None and not full.is_file():
+        raise InputError(f"Run '{run.path}' has no refit model ({full}); train with --refit, or "
+                         f"predict without it.")
+    if not folds and full is None:
+        raise InputError("No model to predict with: pass at least one fold.")
+    models = [run.fold_dir(k) / "best.keras" for k in folds] + ([full] if full else [])
+    each = _mean_probs(run, models, paths, tta, batch_size, progress, pipeline)
+    fold_mean = np.mean(each[:len(folds)], axis=0) if folds else None
+    if full is None:
+        probs = fold_mean
+    else:
+        probs = each[-1] if fold_mean is None else 0.5 * fold_mean + 0.5 * each[-1]
+    return probs.astype(np.float32), folds
+
+
+def _mean_probs(run: RunDir, models: list[Path], paths: list[str], tta: int,
+                batch_size: int | None, progress: bool, pipeline: str) -> list[np.ndarray]:
+    """Per model file, its probabilities averaged over the ``tta`` deterministic views."""
     import keras
     from tqdm.auto import tqdm
 
@@ -47,32 +94,25 @@ def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[in
     from imet_kit.training.engine import resolve_size
 
     config = run.load_config()
-    pipeline = config.pipeline if pipeline is None else pipeline
-    if pipeline not in PIPELINES:
-        raise InputError(f"Unknown pipeline {pipeline!r}. Expected one of: {', '.join(PIPELINES)}.")
-    trained = run.trained_folds()
-    if not trained:
-        raise InputError(f"Run '{run.path}' has no trained fold (no fold*/best.keras). Train it first.")
-    folds = trained if folds is None else list(folds)
-    missing = [k for k in folds if k not in trained]
-    if missing:
-        raise InputError(f"Fold {missing[0]} has no model in '{run.path}'; trained folds: {trained}.")
     views = tta_views(tta)
     size = resolve_size(config)
     batch = batch_size or config.batch_size
     views_of = _view_maker(pipeline, paths, size, batch)
-    total = None
-    bar = tqdm(total=len(folds) * len(views), desc="predict (fold x view)", disable=not progress or None)
-    for k in folds:
-        model = load_model(run.fold_dir(k) / "best.keras", compile=False)
+    out = []
+    bar = tqdm(total=len(models) * len(views), desc="predict (model x view)",
+               disable=not progress or None)
+    for path in models:
+        model = load_model(path, compile=False)
+        total = None
         for view in views:
             p = model.predict(views_of(view), verbose=0).astype(np.float64)
             total = p if total is None else total + p
             bar.update(1)
+        out.append(total / len(views))
         del model
         keras.backend.clear_session()
     bar.close()
-    return (total / (len(folds) * len(views))).astype(np.float32), folds
+    return out
 
 
 def _view_maker(pipeline: str, paths: list[str], size: int, batch: int):
@@ -91,8 +131,8 @@ def _view_maker(pipeline: str, paths: list[str], size: int, batch: int):
 def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
             out: str | os.PathLike | None = None, threshold: float | None = None,
             threshold_mode: str | None = None, folds: list[int] | None = None,
-            batch_size: int | None = None, progress: bool = True,
-            pipeline: str | None = None) -> Prediction:
+            batch_size: int | None = None, progress: bool = True, refit: bool = True,
+            stack: bool = True, pipeline: str | None = None) -> Prediction:
     """Predict the test split of ``data`` with every fold model of ``run``.
 
     Args:
@@ -102,7 +142,9 @@ def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
         out: write ``submission.csv`` there (and ``<stem>_probs.npy`` beside it).
         threshold: one global threshold instead of the run's thresholds.json.
         threshold_mode: "global", "group" or "class" thresholds from the run.
-        folds: fold models to use (default: all trained).
+        folds: fold models to use (default: all trained; any subset).
+        refit: average in ``RUN/full/best.keras`` when it exists (see the module docstring).
+        stack: apply ``RUN/stack/`` and its thresholds when it exists.
         pipeline: ``pydataset`` or ``tfdata``; default the run's ``config.pipeline``.
 
     Returns:
@@ -122,15 +164,19 @@ def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
     sub = read_annotations(data / "sample_submission.csv", space, allow_empty=True)
     paths = find_images(data / "test", sub.ids, what="test images")
     config = run_dir.load_config()
+    stacker = load_stack(run_dir) if stack else None
+    use_refit = bool(refit) and full_model_path(run_dir).is_file()
     if threshold is not None:
         if not 0 < threshold < 1:
             raise InputError(f"--threshold must be in (0, 1); received {threshold}.")
         saved = None
     else:
-        saved = load_thresholds(run_dir)
+        saved = stacker[1] if stacker else load_thresholds(run_dir)
         apply_thresholds(np.zeros((1, space.n_classes)), saved, space, threshold_mode)  # check mode early
     probs, used = predict_probs(run_dir, paths, tta=tta, folds=folds, batch_size=batch_size,
-                                progress=progress, pipeline=pipeline)
+                                progress=progress, refit=use_refit, pipeline=pipeline)
+    if stacker:
+        probs = stacker[0].predict(probs)
     if saved is None:
         labels = binarize(probs, threshold, min_labels=config.min_labels, max_labels=config.max_labels)
         mode = "global"
@@ -140,7 +186,8 @@ def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
     if out is not None:
         write_submission(out, sub.ids, labels, space)
         atomic_save_npy(probs, probs_path(out))
-    return Prediction(sub.ids, probs, labels.astype(np.uint8), mode, used, tta)
+    return Prediction(sub.ids, probs, labels.astype(np.uint8), mode, used, tta, use_refit,
+                      stacker is not None)
 
 
 def probs_path(submission: str | os.PathLike) -> Path:

@@ -18,7 +18,7 @@ import numpy as np
 
 from imet_kit.atomic import atomic_save_model
 from imet_kit.models.loading import load_model
-from imet_kit.training import schedules  # noqa: F401  (registers the schedule last.keras holds)
+from imet_kit.training import schedules  # noqa: F401  (registers the schedule a checkpoint holds)
 from imet_kit.training.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 def resume_or_build(config, run: RunDir, k: int, build: Callable[[], object],
                     report: Reporter | None, monitor: str = "val_f2"):
-    """Set precision and seed for fold ``k``, then load ``last.keras`` (weights + optimizer) if the
+    """Set precision and seed for fold ``k``, then load its last checkpoint (weights + optimizer) if the
     fold stopped midway, else ``build()`` the model, both under the distribution strategy.
 
     Returns:

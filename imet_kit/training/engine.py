@@ -31,7 +31,7 @@ Reporter = Callable[[str], None]
 
 # where the data lives, how fast it loads and which folds this call trains may change on resume;
 # what is learned may not
-RESUME_FREE_FIELDS = ("data", "out", "train_folds", "workers", "use_multiprocessing")
+RESUME_FREE_FIELDS = ("data", "out", "train_folds", "workers", "use_multiprocessing", "refit")
 
 
 def resolve_size(config: TrainConfig) -> int:
@@ -196,6 +196,14 @@ def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | No
                 task.on_create(run, data)
             results = _train_folds(task, config, data, run, folds, report, guard)
             summary = task.finish(run, config, data, folds, results)
+            if config.refit:  # after CV: one model on all images into RUN/full (training/refit.py)
+                from imet_kit.training.refit import refit_plan
+
+                plan = refit_plan(run, config, report)  # None while a fold is missing
+                if plan is not None:
+                    summary["refit"] = plan.result or train_fold(
+                        task, plan.config, data, plan.run, plan.fold, folds, report=report,
+                        guard=guard)
             atomic_write_json(summary, run.summary_path)
         except BaseException:
             if (created or not existed) and not _any_epoch_done(run, config):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from imet_kit.config import PIPELINES, TrainConfig, raise_problems
+from imet_kit.errors import InputError
 from imet_kit.training.optim import LR_SCHEDULES, OPTIMIZERS
 from imet_kit.training.task import TASKS, Task, get_task
 
@@ -66,8 +67,13 @@ def name_problems(config: TrainConfig) -> list[str]:
 
     out = []
     spec = BACKBONES.get(config.backbone) if isinstance(config.backbone, str) else None
+    hub = _hub_problem(config.backbone)  # hub:<preset> (keras-hub) is not a registry key
+    if hub is not None:
+        spec = _hub_spec(config.backbone)
+        out += [hub] if hub else []
     for field, value, choices in (
-        ("task", config.task, TASKS), ("backbone", config.backbone, BACKBONES),
+        ("task", config.task, TASKS),
+        ("backbone", config.backbone, BACKBONES if hub is None else [config.backbone]),
         ("augment", config.augment, TRAIN_PRESETS), ("loss", config.loss, sorted(LOSSES)),
         ("pooling", config.pooling, POOLINGS), ("optimizer", config.optimizer, OPTIMIZERS),
         ("lr_schedule", config.lr_schedule, LR_SCHEDULES),
@@ -77,8 +83,82 @@ def name_problems(config: TrainConfig) -> list[str]:
             out.append(_unknown(field, value, choices))
     out += _pipeline_problems(config)
     problem = _weights_problem(config, spec)
-    if problem and (spec is not None or config.weights is not None):
+    if problem and (spec is not None or config.weights is not None) and not config.init_from \
+            and not hub:
         out.append(problem)
+    return out + recipe_problems(config)
+
+
+# --- recipe power (issue 12): recipes, the long tail, phases ----------------------------------
+def _hub_problem(backbone) -> str | None:
+    """None: not a hub:<preset> name; "": a usable one; else why it cannot be built here."""
+    from imet_kit.models import families
+
+    if not (isinstance(backbone, str) and backbone.startswith(families.HUB_PREFIX)):
+        return None
+    if not backbone[len(families.HUB_PREFIX):].strip():
+        return "backbone: 'hub:' names no preset; expected hub:<preset>, e.g. hub:resnet_50_imagenet"
+    missing = families.hub_missing()
+    return f"backbone: {missing}" if missing else ""
+
+
+def _hub_spec(backbone):
+    from imet_kit.models.backbones import get_backbone_spec
+
+    try:
+        return get_backbone_spec(backbone)
+    except InputError:  # "hub:" without a preset: reported by _hub_problem
+        return None
+
+
+def recipe_problems(config: TrainConfig) -> list[str]:
+    """Problems with ``recipe``, ``sampling``, ``class_weight``, ``refit`` and ``init_from``."""
+    from imet_kit.config import recipe_names
+    from imet_kit.data.sampling import SAMPLINGS
+    from imet_kit.models.losses import CLASS_WEIGHTS
+
+    out = [_unknown(field, value, choices) for field, value, choices in (
+        ("sampling", config.sampling, SAMPLINGS), ("class_weight", config.class_weight, CLASS_WEIGHTS),
+    ) if value not in choices]
+    if config.recipe is not None and config.recipe not in recipe_names():
+        out.append(_unknown("recipe", config.recipe, recipe_names()))
+    if config.class_weight != "none" and config.loss != "bce":
+        out.append(f"class_weight: {config.class_weight!r} weights the BCE positives; expected "
+                   f"loss 'bce', received {config.loss!r} (or class_weight none)")
+    if (config.refit or config.sampling != "uniform" or config.class_weight != "none") \
+            and config.task != "multilabel":
+        out.append(f"refit / sampling / class_weight: expected task 'multilabel', received "
+                   f"{config.task!r}")
+    return out + _init_from_problems(config)
+
+
+def _init_from_problems(config: TrainConfig) -> list[str]:
+    from imet_kit.training.rundir import RunDir
+
+    if not config.init_from:
+        return []
+    prev = RunDir(config.init_from)
+    if not prev.exists():
+        return [f"init_from: '{config.init_from}' is not a run folder (no config.json); expected "
+                f"the --out folder of an earlier imet-kit train"]
+    if prev.path.resolve() == Path(config.out).resolve():
+        return ["init_from: expected an earlier run, received this run's own --out"]
+    saved = prev.load_config()
+    same = ("task", "backbone", "folds", "fold_method", "seed")  # same folds, same weights' shapes
+    diff = [f"{f}={getattr(saved, f)!r}" for f in same if getattr(saved, f) != getattr(config, f)]
+    out = []
+    if diff:
+        out.append(f"init_from: fold k must start from the model that never saw this run's "
+                   f"validation fold k, so {', '.join(same)} must equal the earlier run's "
+                   f"(it has {', '.join(diff)})")
+    todo = config.train_folds if config.train_folds is not None else range(config.folds)
+    missing = [k for k in todo if not (prev.fold_dir(k) / "best.keras").is_file()]
+    if missing:
+        out.append(f"init_from: '{config.init_from}' has no fold{missing[0]}/best.keras "
+                   f"(folds without a model: {missing}); train them there first")
+    if config.refit and not (prev.path / "full" / "best.keras").is_file():
+        out.append(f"init_from + refit: the refit starts from '{config.init_from}/full/best.keras', "
+                   f"which does not exist; train the earlier run with --refit, or drop --refit")
     return out
 
 

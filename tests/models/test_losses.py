@@ -105,3 +105,60 @@ def test_docstring_examples_run(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --- class_weight: per-class positive weights in BCE (issue 12, the long tail) ---------------
+def test_pos_weight_scales_only_the_positive_term():
+    from imet_kit.models.losses import class_positive_weights
+
+    w = RNG.uniform(0.5, 2.0, 11).astype("float32")
+    p = np.clip(P, 1e-7, 1 - 1e-7).astype(np.float64)
+    manual = -np.mean(w * Y * np.log(p) + (1 - Y) * np.log(1 - p), axis=-1).mean()
+    assert value(BinaryCrossentropyLoss(pos_weight=w)) == pytest.approx(manual, rel=1e-5)
+    assert value(BinaryCrossentropyLoss(pos_weight=np.ones(11))) == pytest.approx(
+        value(BinaryCrossentropyLoss()), rel=1e-6)
+    back = BinaryCrossentropyLoss.from_config(BinaryCrossentropyLoss(pos_weight=w).get_config())
+    assert value(back) == pytest.approx(value(BinaryCrossentropyLoss(pos_weight=w)), rel=1e-6)
+    assert class_positive_weights(Y, "none") is None
+
+
+def test_inverse_log_weights_favour_rare_labels_and_keep_the_positive_mass():
+    from imet_kit.models.losses import class_positive_weights
+
+    y = np.zeros((100, 4))
+    y[:80, 0], y[:20, 1], y[:3, 2] = 1, 1, 1  # label 3 never occurs
+    w = class_positive_weights(y, "inverse_log")
+    n = y.sum(0)
+    raw = 1 / np.log1p(np.maximum(n, 1))
+    np.testing.assert_allclose(w / w[0], raw / raw[0])  # proportional to 1 / ln(1 + n_c)
+    assert (n * w).sum() == pytest.approx(n.sum())  # the positives weigh as much in total
+    assert w[2] > w[1] > w[0] and np.isfinite(w).all()
+    with pytest.raises(InputError, match="Expected one of: none, inverse_log"):
+        class_positive_weights(y, "inverse")
+
+
+def test_class_weight_is_checked_with_the_config():
+    from imet_kit.config import TrainConfig
+    from imet_kit.training.validate import name_problems
+
+    assert not name_problems(TrainConfig(weights=None, class_weight="inverse_log"))
+    problems = name_problems(TrainConfig(weights=None, class_weight="inverse_log", loss="focal"))
+    assert any("class_weight: 'inverse_log' weights the BCE positives; expected loss 'bce'" in p
+               for p in problems)
+    assert any("class_weight: unknown 'x'" in p
+               for p in name_problems(TrainConfig(weights=None, class_weight="x")))
+
+
+def test_compiled_model_with_class_weights_survives_save_load(tmp_path):
+    """last.keras keeps the weighted loss, so a resumed fold trains on the same objective."""
+    from imet_kit.models.losses import class_positive_weights
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(11, activation="sigmoid")])
+    model.compile(optimizer="adam",
+                  loss=get_loss("bce", pos_weight=class_positive_weights(Y).tolist()))
+    x = RNG.random((16, 4)).astype("float32")
+    model.fit(x, Y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.loss.pos_weight == model.loss.pos_weight
+    assert loaded.evaluate(x, Y, verbose=0) == model.evaluate(x, Y, verbose=0)

@@ -87,6 +87,51 @@ def test_bad_predict_flags(setup, tmp_path, capsys, argv, message):
     assert message in err and err.count("\n") == 1
 
 
+def test_fold_subsets_by_list_and_by_repeated_flag(setup, tmp_path, capsys):
+    data, run, _ = setup
+    out = tmp_path / "s.csv"
+    base = ["predict", "--run", str(run), "--data", str(data), "--out", str(out), "--no-gallery"]
+    assert main([*base, "--folds", "1"]) == 0
+    assert "folds [1]" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.load(tmp_path / "s_probs.npy"),
+                                  predict(run, data, folds=[1], progress=False).probs)
+    assert main([*base, "--folds", "1,0"]) == 0 and "folds [0, 1]" in capsys.readouterr().out
+    assert main([*base, "--fold", "0", "--folds", "1"]) == 0
+    assert "folds [0, 1]" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*base, "--folds", "one"])
+    assert "expected fold numbers like 0,2" in capsys.readouterr().err
+
+
+def test_predict_applies_the_stacker_and_its_thresholds(setup, tmp_path, capsys):
+    import json
+    import shutil
+
+    from imet_kit.multilabel.oof import apply_thresholds
+    from imet_kit.multilabel.stack import load_stack, stack_run
+
+    data, run, _ = setup
+    try:
+        stack_run(run)
+        model, th = load_stack(run)
+        plain = predict(run, data, stack=False, progress=False)
+        stacked = predict(run, data, progress=False)
+        assert stacked.stacked and not plain.stacked
+        np.testing.assert_allclose(stacked.probs, model.predict(plain.probs), rtol=1e-5, atol=1e-7)
+        space = read_labels(data / "labels.csv")
+        np.testing.assert_array_equal(stacked.labels, apply_thresholds(stacked.probs, th, space))
+        assert json.loads((run / "stack" / "thresholds.json").read_text()) == th
+        out = tmp_path / "s.csv"
+        assert main(["predict", "--run", str(run), "--data", str(data), "--out", str(out),
+                     "--no-gallery"]) == 0
+        assert ", stacked)" in capsys.readouterr().out
+        assert main(["predict", "--run", str(run), "--data", str(data), "--out", str(out),
+                     "--no-gallery", "--no-stack"]) == 0
+        assert "stacked" not in capsys.readouterr().out
+    finally:
+        shutil.rmtree(run / "stack", ignore_errors=True)  # the other tests predict without it
+
+
 def test_not_a_run_folder(tmp_path, capsys):
     assert main(["predict", "--run", str(tmp_path), "--data", str(tmp_path)]) == 2
     assert "is not a run folder" in capsys.readouterr().err
