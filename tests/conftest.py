@@ -1,6 +1,15 @@
-"""Shared test set-up: quiet, offline-safe environment before any heavy import."""
+"""Shared test set-up: quiet, offline-safe environment before any heavy import, and the
+checkout's own package first on sys.path (so a second worktree tests its own code even when the
+virtual environment's editable install points elsewhere)."""
 
 import os
+import sys
+from pathlib import Path
+
+ROOT = str(Path(__file__).resolve().parents[1])
+if sys.path[0] != ROOT:
+    sys.path.insert(0, ROOT)
+os.environ["PYTHONPATH"] = os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
