@@ -10,7 +10,8 @@ Sources:
       (0-255 input, normalisation inside).
     * the optional ``efficientnet`` package (qubvel, 2019): ``efn_b0`` .. ``efn_b7``
       with ``"imagenet"`` or ``"noisy-student"`` weights (``pip install 'imet_kit[efficientnet]'``).
-    * ``tiny_cnn``: three convolutions, for tests; ``small_cnn``: seven separable blocks, for the demo.
+    * ``tiny_cnn``: three convolutions, for tests; ``small_cnn``: seven separable blocks, for the demo;
+      ``plain_cnn`` and ``resnet_small`` (:mod:`imet_kit.models.scratch`): stronger from-scratch CPU nets.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import keras
 
 from imet_kit.errors import DataFileError, InputError, WeightsUnavailableError, describe_choices
+from imet_kit.models import scratch
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +135,10 @@ def _small_cnn(input_shape, weights, name: str) -> keras.Model:
 
 def _registry() -> dict[str, BackboneSpec]:
     specs = [BackboneSpec("tiny_cnn", _tiny_cnn, 32, "0-1", "imet_kit", (), "imet_kit tiny_cnn"),
-             BackboneSpec("small_cnn", _small_cnn, 128, "0-1", "imet_kit", (), "imet_kit small_cnn")]
+             BackboneSpec("small_cnn", _small_cnn, 128, "0-1", "imet_kit", (), "imet_kit small_cnn"),
+             BackboneSpec("plain_cnn", scratch.plain_cnn, 96, "0-1", "imet_kit", (), "imet_kit plain_cnn"),
+             BackboneSpec("resnet_small", scratch.resnet_small, 96, "0-1", "imet_kit", (),
+                          "imet_kit resnet_small")]
     for i, size in enumerate((224, 240, 260, 300, 380, 456, 528, 600)):
         fn = f"EfficientNetB{i}"
         specs.append(BackboneSpec(f"efficientnet_b{i}", functools.partial(_keras_app, fn), size,
