@@ -49,7 +49,7 @@ def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[in
     missing = [k for k in folds if k not in trained]
     if missing:
         raise InputError(f"Fold {missing[0]} has no model in '{run.path}'; trained folds: {trained}.")
-    views = tta_views(tta)
+    views = tta_views(tta, flip=config.flip)
     size = resolve_size(config)
     batch = batch_size or config.batch_size
     total = None
@@ -58,7 +58,7 @@ def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[in
         model = load_model(run.fold_dir(k) / "best.keras", compile=False)
         for view in views:
             ds = ImageDataset(paths, None, size=size, batch_size=batch, augment=None, shuffle=False,
-                              tta_view=view)
+                              tta_view=view, resize=config.resize)
             p = model.predict(ds, verbose=0).astype(np.float64)
             total = p if total is None else total + p
             bar.update(1)

@@ -35,9 +35,10 @@ class MultilabelTask(Task):
 
         y, paths = np.asarray(data.y), np.asarray(data.paths)
         common = {"size": size, "batch_size": config.batch_size, "workers": config.workers,
-                  "use_multiprocessing": config.use_multiprocessing}
+                  "use_multiprocessing": config.use_multiprocessing, "resize": config.resize}
         train = ImageDataset(paths[tr].tolist(), y[tr], augment=config.augment, shuffle=True,
-                             seed=config.seed, **common)
+                             seed=config.seed, flip=config.flip, mixup=config.mixup,
+                             cutmix=config.cutmix, **common)
         val = ImageDataset(paths[va].tolist(), None, augment=None, shuffle=False, **common)
         return FoldSetup(train=train, extra={"val": val, "y_val": y[va]})
 
@@ -51,7 +52,9 @@ class MultilabelTask(Task):
     def compile_model(self, model, config, data: TaskData, optimizer, jit_compile) -> None:
         from imet_kit.models.losses import get_loss
 
-        model.compile(optimizer=optimizer, loss=get_loss(config.loss), jit_compile=jit_compile)
+        smoothing = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
+        model.compile(optimizer=optimizer, loss=get_loss(config.loss, **smoothing),
+                      jit_compile=jit_compile)
 
     def callbacks(self, model, config, data: TaskData, setup: FoldSetup) -> list:
         from imet_kit.multilabel.callbacks import F2Callback

@@ -6,7 +6,7 @@ Example:
     >>> check_config(TrainConfig(augment="nope", loss="l2", weights=None))
     Traceback (most recent call last):
     ...
-    imet_kit.errors.InputError: 2 problems in the config: augment: unknown 'nope', expected one of notebook, light, strong, none; loss: unknown 'l2', expected one of asl, bce, focal.
+    imet_kit.errors.InputError: 2 problems in the config: augment: unknown 'nope', expected one of notebook, light, strong, randaugment, none; loss: unknown 'l2', expected one of asl, bce, focal.
 """
 
 from __future__ import annotations
@@ -60,6 +60,22 @@ def name_problems(config: TrainConfig) -> list[str]:
     problem = _weights_problem(config, spec)
     if problem and (spec is not None or config.weights is not None):
         out.append(problem)
+    return out + recipe_problems(config)
+
+
+def recipe_problems(config: TrainConfig) -> list[str]:
+    """Problems with the recipe choices (issue 12): the resize name, and pairs that do not fit."""
+    from imet_kit.data.geometry import RESIZE_MODES
+
+    out = []
+    if config.resize not in RESIZE_MODES:
+        out.append(_unknown("resize", config.resize, RESIZE_MODES))
+    if config.label_smoothing and config.loss != "bce":
+        out.append(f"label_smoothing: smooths the targets of loss 'bce' only, received loss "
+                   f"{config.loss!r}; use --loss bce or drop --label-smoothing")
+    if (config.mixup or config.cutmix) and config.task != "multilabel":
+        out.append(f"mixup/cutmix: mix multi-hot targets of task 'multilabel' only, received task "
+                   f"{config.task!r}")
     return out
 
 
