@@ -62,8 +62,8 @@ class TrainConfig:
     margin_radians: float = 0.3          # embedding task: angular margin
     margin_scale: float = 30.0           # embedding task: logit scale s
     # -- recipe (issue 12): geometry, batch mixing, optimisation extras --------------------------
-    resize: str = "crop"                 # train/eval/TTA geometry: "crop" (shorter side, then crop), "squash" (whole image to the square), "pad" (letterbox)
-    flip: bool = True                    # mirror in train presets and TTA; False where a mirrored image is another label (glyphs)
+    resize: str = "crop"                 # train/eval/TTA geometry: "crop" (shorter side + crop), "squash", "pad" (letterbox)
+    flip: bool = True                    # mirror in train presets and TTA; False where a mirror is another label
     mixup: float = 0.0                   # MixUp Beta(alpha, alpha) alpha on training batches; 0 = off
     cutmix: float = 0.0                  # CutMix alpha in (0, 1], area-weighted labels; 0 = off (both on: one per batch)
     ema: float = 0.0                     # weight EMA momentum (e.g. 0.999); validation and best.keras use EMA weights; 0 = off
