@@ -72,6 +72,16 @@ class TrainConfig:
     class_weight: str = "none"           # BCE positive weight per class: "none" or "inverse_log" (models/losses.py)
     refit: bool = False                  # after CV, train RUN/full/best.keras on all images for round(mean best epoch) epochs
     init_from: str | None = None         # earlier run: fold k starts from its fold{k}/best.keras (progressive resizing)
+    # -- recipe (issue 12): geometry, batch mixing, optimisation extras --------------------------
+    resize: str = "crop"                 # train/eval/TTA geometry: "crop" (shorter side + crop), "squash", "pad" (letterbox)
+    flip: bool = True                    # mirror in train presets and TTA; False where a mirror is another label
+    mixup: float = 0.0                   # MixUp Beta(alpha, alpha) alpha on training batches; 0 = off
+    cutmix: float = 0.0                  # CutMix alpha in (0, 1], area-weighted labels; 0 = off (both on: one per batch)
+    ema: float = 0.0                     # weight EMA momentum (e.g. 0.999); validation and best.keras use EMA weights; 0 = off
+    clipnorm: float | None = None        # clip each weight's gradient to this L2 norm (Keras clipnorm); None = off
+    weight_decay: float | None = None    # decoupled weight decay; None = the optimizer's default (adamw 0.004, else 0)
+    label_smoothing: float = 0.0         # BCE targets y * (1 - s) + s / 2 (loss "bce" only)
+    grad_accum_steps: int = 1            # average gradients over N batches per update; 1 = off
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
 
     @classmethod
@@ -132,6 +142,7 @@ class TrainConfig:
             (self.patience is None or self.patience >= 1, "patience", "an integer >= 1"),
             (self.embedding_dim >= 1, "embedding_dim", "an integer >= 1"),
             (self.seed >= 0, "seed", "an integer >= 0"),
+            *self._recipe_checks(),
         ]
         out = [f"{name}: expected {expected}, received {getattr(self, name.split('/')[0], '?')!r}"
                for ok, name, expected in checks if not ok]
@@ -140,6 +151,19 @@ class TrainConfig:
             if bad:
                 out.append(f"fold: {bad[0]} is out of range, folds are 0..{self.folds - 1}")
         return out
+
+    def _recipe_checks(self) -> list[tuple[bool, str, str]]:
+        """Ranges of the recipe fields (issue 12)."""
+        return [
+            (0 <= self.mixup <= 10, "mixup", "a Beta alpha in [0, 10] (0 = off; 0.2-0.4 is usual)"),
+            (0 <= self.cutmix <= 1, "cutmix", "a Beta alpha in [0, 1] (0 = off; 1 = uniform area)"),
+            (self.ema == 0 or 0.5 <= self.ema < 1, "ema", "0 (off) or a momentum in [0.5, 1), e.g. 0.999"),
+            (self.clipnorm is None or self.clipnorm > 0, "clipnorm", "a positive number or none"),
+            (self.weight_decay is None or 0 <= self.weight_decay < 1, "weight_decay",
+             "a number in [0, 1) or none"),
+            (0 <= self.label_smoothing < 1, "label_smoothing", "a number in [0, 1)"),
+            (self.grad_accum_steps >= 1, "grad_accum_steps", "an integer >= 1"),
+        ]
 
     def validated(self) -> TrainConfig:
         """Raise one InputError listing every problem of :meth:`problems`; returns self."""

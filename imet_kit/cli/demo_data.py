@@ -16,12 +16,15 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from imet_kit.data.demo import SIZES
+    from imet_kit.data.demo import SIZES, VARIANTS
 
     p.add_argument("path", help="output folder")
     p.add_argument("--size", choices=list(SIZES), default="small",
                    help="small: 160+40 images, medium: 1200+300, full: 3000+600 (default small)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same files (default 0)")
+    p.add_argument("--variant", choices=list(VARIANTS), default="default",
+                   help="default (49 labels) or hard (98 labels: small digits, glyphs and font cards "
+                        "on wide photos, aspect 1.0-2.4)")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
 
 
@@ -30,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from imet_kit.data.stats import dataset_report, format_report
     from imet_kit.multilabel.evaluate import holdout_baseline
 
-    make_demo_dataset(args.path, size=args.size, seed=args.seed)
+    make_demo_dataset(args.path, size=args.size, seed=args.seed, variant=args.variant)
     report = dataset_report(args.path)
     baseline = holdout_baseline(args.path)
     if baseline:

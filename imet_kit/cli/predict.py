@@ -22,7 +22,8 @@ def _fold_list(text: str) -> list[int]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run folder of imet-kit train")
     p.add_argument("--data", required=True, help="dataset folder (labels.csv, sample_submission.csv, test/)")
-    p.add_argument("--tta", type=int, default=1, help="deterministic test-time views per image (default 1)")
+    p.add_argument("--tta", type=int, default=1, help="deterministic test-time views per image (default 1; at most 12, "
+                        "6 for a run trained with --no-flip)")
     p.add_argument("--out", default="submission.csv", help="submission path (default submission.csv)")
     p.add_argument("--threshold", type=float, help="one global threshold instead of the run's")
     p.add_argument("--threshold-mode", choices=["global", "group", "class"],

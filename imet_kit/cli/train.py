@@ -34,13 +34,43 @@ def _path_or_none(text: str) -> str | None:
     return None if text.lower() in ("none", "") else text
 
 
+def _optional_float(text: str) -> float | None:
+    return None if text.lower() in ("none", "off", "") else float(text)
+
+
+def _add_recipe_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of the recipe fields (issue 12): geometry, batch mixing, optimisation extras."""
+    p.add_argument("--resize", default=S,
+                   help="geometry for train, eval and TTA: crop (default: shorter side, then a "
+                        "square crop), squash (whole image to the square), pad (letterbox, aspect kept)")
+    p.add_argument("--flip", type=_bool, default=S,
+                   help="mirror images in train presets and TTA: true (default) or false")
+    p.add_argument("--no-flip", dest="flip", action="store_const", const=False, default=S,
+                   help="same as --flip false: for data where a mirrored image is another label")
+    p.add_argument("--mixup", type=float, default=S,
+                   help="MixUp Beta alpha on training batches, lambda-weighted labels (default 0 = off)")
+    p.add_argument("--cutmix", type=float, default=S,
+                   help="CutMix Beta alpha in (0, 1], area-weighted labels (default 0 = off); "
+                        "with --mixup too, each batch gets one of them")
+    p.add_argument("--ema", type=float, default=S,
+                   help="weight EMA momentum, e.g. 0.999: validation and best.keras use the EMA "
+                        "weights (default 0 = off)")
+    p.add_argument("--clipnorm", type=_optional_float, default=S,
+                   help="clip each weight's gradient to this L2 norm (default none)")
+    p.add_argument("--weight-decay", dest="weight_decay", type=_optional_float, default=S,
+                   help="decoupled weight decay for any optimizer (default none: adamw 0.004, others 0)")
+    p.add_argument("--label-smoothing", dest="label_smoothing", type=float, default=S,
+                   help="BCE target smoothing s: y * (1 - s) + s / 2 (default 0; loss bce only)")
+    p.add_argument("--grad-accum-steps", dest="grad_accum_steps", type=int, default=S,
+                   help="average gradients over N batches per update (default 1 = off)")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=S, help="run folder to create (default runs/run)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out: finished folds are skipped, the unfinished one "
                         "restarts from its last finished epoch")
     add_config_arguments(p)
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,9 +86,9 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fold-method", dest="fold_method", default=S, help="iterative (default) or rare-first")
     p.add_argument("--task", default=S,
                    help="multilabel (default) or embedding (margin head; see imet-kit embed)")
-    p.add_argument("--backbone", default=S, help="efficientnet_b0..b7, efficientnetv2_*, convnext_*, resnet50, "
-                        "densenet121, ..., tiny_cnn, or hub:<preset> (keras-hub); imet-kit "
-                        "backbones lists them")
+    p.add_argument("--backbone", default=S, help="efficientnet_b0..b7, efficientnetv2_*, convnext_*, "
+                        "resnet50, densenet121, ..., tiny_cnn, small_cnn, plain_cnn, resnet_small, "
+                        "or hub:<preset> (keras-hub); imet-kit backbones lists them")
     p.add_argument("--weights", type=_weights, default=S,
                    help="imagenet (default), none, or a local *.weights.h5 file")
     p.add_argument("--image-size", dest="image_size", type=int, default=S, help="input side (default 288)")
@@ -67,11 +97,13 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", default=S, help="adam (default), adamw or sgd")
     p.add_argument("--lr", type=float, default=S, help="peak learning rate (default 3e-4)")
     p.add_argument("--lr-schedule", dest="lr_schedule", default=S,
-                   help="constant (default) or cosine (warmup + cosine decay)")
+                   help="constant (default), cosine (warmup + cosine decay) or onecycle (cosine up "
+                        "for --warmup-epochs, default 30%% of the run, then cosine down)")
     p.add_argument("--warmup-epochs", dest="warmup_epochs", type=float, default=S)
     p.add_argument("--loss", default=S, help="bce (default), focal or asl")
-    p.add_argument("--augment", default=S, help="train augmentation preset: notebook, light, strong, none")
-    p.add_argument("--pooling", default=S, help="head pooling: avg (default), max or gem")
+    p.add_argument("--augment", default=S, help="train augmentation preset: notebook (default), light, strong, "
+                        "randaugment, none")
+    p.add_argument("--pooling", default=S, help="head pooling: avg (default), max, gem or avgmax (max and average concatenated)")
     p.add_argument("--dropout", type=float, default=S)
     p.add_argument("--head-warmup-epochs", dest="head_warmup_epochs", type=int, default=S,
                    help="epochs with the backbone frozen first")
@@ -110,6 +142,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-from", dest="init_from", default=S,
                    help="earlier run folder: fold k starts from its fold{k}/best.keras (progressive "
                         "resizing: same folds, seed and backbone; new image size, lr, epochs)")
+    _add_recipe_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def _recipes() -> list[str]:

@@ -1,27 +1,30 @@
 """Train augmentation presets, the eval transform and deterministic TTA views.
 
 The only module that imports albumentations (2.0.8). Every transform works on one
-``(H, W, 3)`` uint8 RGB image of any size and aspect ratio and returns
-``(size, size, 3)`` uint8.
+``(H, W, 3)`` uint8 image of any size and aspect ratio and returns ``(size, size, 3)`` uint8,
+with the geometry of a resize mode (:mod:`imet_kit.data.geometry`: ``crop``, ``squash``, ``pad``).
 
 * Train presets (:data:`TRAIN_PRESETS`): ``notebook`` (the 2019 notebook's flip,
   shift-scale-rotate as ``Affine``, random crop), ``light`` (flip + random crop),
-  ``strong`` (notebook + brightness/contrast, Gaussian noise, coarse dropout) and
-  ``none`` (the eval transform). Before the crop, an image whose shorter side is
-  below ``size`` is enlarged to it, and one above ``1.25 * size`` is shrunk to that,
-  so tiny, huge and very long images all work.
-* Eval: resize the shorter side to ``size``, centre crop.
-* TTA (:data:`TTA_VIEWS`): identity, flip, then corner / centre crops of the image
-  resized to ``8/7 * size`` and their flips; each a fixed transform, so a
-  prediction repeats exactly.
+  ``strong`` (notebook + brightness/contrast, Gaussian noise, coarse dropout),
+  ``randaugment`` (RandAugment: 2 of 13 operations per image, no flips among them) and
+  ``none`` (the eval transform). In ``crop`` mode an image whose shorter side is below
+  ``size`` is first enlarged to it and one above ``1.25 * size`` shrunk to that, then
+  randomly cropped; in ``squash`` / ``pad`` mode the whole image is fitted to the square and
+  a random shift and zoom (up to 10 %) stand in for the random crop.
+  ``flip=False`` leaves out every mirror (for data where a mirrored glyph is another glyph).
+* Eval: ``crop``: resize the shorter side to ``size``, centre crop; ``squash`` / ``pad``: the
+  whole image.
+* TTA (:data:`TTA_VIEWS`): identity, flip, then corner / centre crops of the image fitted to
+  ``8/7 * size`` and their flips; each a fixed transform, so a prediction repeats exactly.
+  With ``flip=False`` the mirrored views are left out.
 
-The geometry helpers (:func:`shorter_side_shape`, :func:`tta_geometry`) are plain
-integer arithmetic so the tf.data path (``imet_kit.data.tfdata``) reproduces them.
+The crop-mode geometry is plain integer arithmetic so the tf.data path
+(``imet_kit.data.tfdata``, crop mode only) reproduces it.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, NamedTuple
 
@@ -31,15 +34,26 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from imet_kit.data.geometry import (  # noqa: E402, F401  (shorter_side_shape & co. re-exported)
+    MAX_SCALE,
+    PAD_VALUE,
+    RESIZE_MODES,
+    check_resize,
+    crop_offsets,
+    fit_image,
+    fit_shorter_side,
+    resize_shorter_side,
+    shorter_side_shape,
+)
 from imet_kit.errors import InputError, describe_choices  # noqa: E402
 
-TRAIN_PRESETS = ("notebook", "light", "strong", "none")
-MAX_SCALE = 1.25  # train: shrink images whose shorter side exceeds MAX_SCALE * size
-TTA_SCALE = 8 / 7  # TTA crops come from the image resized to TTA_SCALE * size
+TRAIN_PRESETS = ("notebook", "light", "strong", "randaugment", "none")
+TTA_SCALE = 8 / 7  # TTA crops come from the image fitted to TTA_SCALE * size
+JITTER = 0.1  # squash / pad train: random shift (fraction of the side) and zoom (1 +- JITTER)
 
 
 class TTASpec(NamedTuple):
-    """A deterministic view: resize the shorter side to ``scale * size``, crop, flip."""
+    """A deterministic view: fit the image to ``scale * size`` (by the resize mode), crop, flip."""
 
     scale: float
     position: str  # "center", "tl", "tr", "bl", "br"
@@ -69,36 +83,6 @@ def _check_size(size: int) -> int:
     return int(size)
 
 
-def shorter_side_shape(height: int, width: int, target: int) -> tuple[int, int]:
-    """``(h, w)`` after resizing so the shorter side is ``target`` (aspect kept, half up).
-
-    Example:
-        >>> shorter_side_shape(300, 451, 288)
-        (288, 433)
-    """
-    if height <= width:
-        return target, max(target, (2 * width * target + height) // (2 * height))
-    return max(target, (2 * height * target + width) // (2 * width)), target
-
-
-def resize_shorter_side(image: np.ndarray, target: int) -> np.ndarray:
-    """Resize (bilinear) so the shorter side is ``target``; a no-op if it already is."""
-    h, w = image.shape[:2]
-    nh, nw = shorter_side_shape(h, w, target)
-    if (nh, nw) == (h, w):
-        return image
-    return cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-
-
-def fit_shorter_side(height: int, width: int, size: int) -> int | None:
-    """The shorter-side target a train image is resized to, or None to keep it."""
-    short = min(height, width)
-    if short < size:
-        return size
-    upper = math.ceil(size * MAX_SCALE)
-    return upper if short > upper else None
-
-
 class FitShorterSide(A.ImageOnlyTransform):
     """Deterministic: enlarge an image smaller than ``size`` to it, shrink one over
     ``ceil(1.25 * size)`` to that; otherwise leave it (so a random crop keeps detail)."""
@@ -115,50 +99,87 @@ class FitShorterSide(A.ImageOnlyTransform):
         return ("size",)
 
 
-class ResizeShorterSide(A.ImageOnlyTransform):
-    """Deterministic: resize so the shorter side is exactly ``target``."""
+class FitImage(A.ImageOnlyTransform):
+    """Deterministic: :func:`imet_kit.data.geometry.fit_image` (``crop``: shorter side to
+    ``size``; ``squash`` / ``pad``: the whole image on a ``size`` square)."""
 
-    def __init__(self, target: int, p: float = 1.0) -> None:
+    def __init__(self, size: int, mode: str = "crop", p: float = 1.0) -> None:
         super().__init__(p=p)
-        self.target = target
+        self.size = size
+        self.mode = check_resize(mode)
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
-        return resize_shorter_side(img, self.target)
+        return fit_image(img, self.mode, self.size)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("target",)
+        return ("size", "mode")
 
 
 class TTAView(A.ImageOnlyTransform):
     """One fixed TTA view (see :data:`TTA_SPECS`)."""
 
-    def __init__(self, view: str, size: int, p: float = 1.0) -> None:
+    def __init__(self, view: str, size: int, resize: str = "crop", p: float = 1.0) -> None:
         super().__init__(p=p)
         self.view = view
         self.size = size
+        self.resize = resize
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
-        return apply_tta(img, self.view, self.size)
+        return apply_tta(img, self.view, self.size, resize=self.resize)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("view", "size")
+        return ("view", "size", "resize")
 
 
-def _affine() -> A.Affine:
+def _border(resize: str) -> dict[str, Any]:
+    # pad: fill with the letterbox value, so shifted content meets the same bars as at eval time
+    if resize == "pad":
+        return {"border_mode": cv2.BORDER_CONSTANT, "fill": PAD_VALUE}
+    return {"border_mode": cv2.BORDER_REFLECT_101}
+
+
+def _affine(resize: str = "crop") -> A.Affine:
     # The notebook's ShiftScaleRotate (shift 0.0625, scale 0.1, reflected border) as Affine.
-    return A.Affine(
-        translate_percent=(-0.0625, 0.0625), scale=(0.9, 1.1), rotate=(-15, 15),
-        border_mode=cv2.BORDER_REFLECT_101, p=0.5,
-    )
+    return A.Affine(translate_percent=(-0.0625, 0.0625), scale=(0.9, 1.1), rotate=(-15, 15),
+                    p=0.5, **_border(resize))
 
 
-def build_train_transform(preset: str, size: int, seed: int = 0) -> A.Compose:
+def _rand_augment(resize: str, n: int = 2) -> A.SomeOf:
+    """RandAugment (Cubuk et al. 2020) per image: ``n`` of its operations at about magnitude 9/30.
+
+    Built from albumentations rather than ``keras.layers.RandAugment``, which draws its
+    operations once per batch (every image of a batch gets the same two) and would leave the
+    seeded per-image pipeline. Its list has no flip, so it keeps orientation.
+    """
+    b = _border(resize)
+    ops = [
+        A.Affine(rotate=(-15, 15), p=1.0, **b),
+        A.Affine(shear={"x": (-15, 15), "y": (0, 0)}, p=1.0, **b),
+        A.Affine(shear={"x": (0, 0), "y": (-15, 15)}, p=1.0, **b),
+        A.Affine(translate_percent={"x": (-0.15, 0.15), "y": (0, 0)}, p=1.0, **b),
+        A.Affine(translate_percent={"x": (0, 0), "y": (-0.15, 0.15)}, p=1.0, **b),
+        A.AutoContrast(p=1.0),
+        A.Equalize(p=1.0),
+        A.Solarize(threshold_range=(0.6, 1.0), p=1.0),
+        A.Posterize(num_bits=(4, 6), p=1.0),
+        A.RandomBrightnessContrast(brightness_limit=0.3, contrast_limit=0.0, p=1.0),
+        A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=0.3, p=1.0),
+        A.ColorJitter(brightness=0.0, contrast=0.0, saturation=0.3, hue=0.0, p=1.0),
+        A.Sharpen(alpha=(0.1, 0.4), p=1.0),
+    ]
+    return A.SomeOf(ops, n=n, replace=False, p=1.0)
+
+
+def build_train_transform(preset: str, size: int, seed: int = 0, *, resize: str = "crop",
+                          flip: bool = True) -> A.Compose:
     """One seeded albumentations ``Compose`` for a train preset.
 
     Args:
         preset: one of :data:`TRAIN_PRESETS`.
         size: output side in pixels.
         seed: the Compose's own seed (``compose.set_random_seed`` reseeds it).
+        resize: the geometry, one of :data:`~imet_kit.data.geometry.RESIZE_MODES`.
+        flip: mirror half the images; False where mirroring changes the label.
 
     Returns:
         ``A.Compose``; call as ``t(image=img)["image"]`` -> ``(size, size, 3)`` uint8.
@@ -169,20 +190,23 @@ def build_train_transform(preset: str, size: int, seed: int = 0) -> A.Compose:
         (32, 32, 3)
     """
     size = _check_size(size)
+    check_resize(resize)
     if preset not in TRAIN_PRESETS:
         raise InputError(
             f"Unknown augmentation preset '{preset}'. Expected one of: "
             f"{describe_choices(TRAIN_PRESETS)}."
         )
     if preset == "none":
-        return build_eval_transform(size, seed=seed)
-    steps: list[A.BasicTransform] = [
-        FitShorterSide(size),
-        A.RandomCrop(size, size, pad_if_needed=True),
-        A.HorizontalFlip(p=0.5),
-    ]
+        return build_eval_transform(size, seed=seed, resize=resize)
+    if resize == "crop":
+        steps: list[A.BasicTransform] = [FitShorterSide(size), A.RandomCrop(size, size, pad_if_needed=True)]
+    else:
+        steps = [FitImage(size, resize), A.Affine(translate_percent=(-JITTER, JITTER),
+                                                  scale=(1 - JITTER, 1 + JITTER), p=1.0, **_border(resize))]
+    if flip:
+        steps.append(A.HorizontalFlip(p=0.5))
     if preset in ("notebook", "strong"):
-        steps.append(_affine())
+        steps.append(_affine(resize))
     if preset == "strong":
         steps += [
             A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
@@ -192,33 +216,45 @@ def build_train_transform(preset: str, size: int, seed: int = 0) -> A.Compose:
                 hole_width_range=(0.05, 0.15), fill=0, p=0.5,
             ),
         ]
+    if preset == "randaugment":
+        steps.append(_rand_augment(resize))
     return A.Compose(steps, seed=seed)
 
 
-def build_eval_transform(size: int, seed: int = 0) -> A.Compose:
-    """Resize the shorter side to ``size`` and centre crop (deterministic).
+def build_eval_transform(size: int, seed: int = 0, *, resize: str = "crop") -> A.Compose:
+    """The deterministic eval geometry: ``crop``: resize the shorter side to ``size`` and centre
+    crop; ``squash`` / ``pad``: the whole image on the square.
 
     Example:
         >>> build_eval_transform(32)(image=np.zeros((33, 31, 3), np.uint8))["image"].shape
         (32, 32, 3)
     """
     size = _check_size(size)
-    return A.Compose([ResizeShorterSide(size), A.CenterCrop(size, size)], seed=seed)
+    if check_resize(resize) != "crop":
+        return A.Compose([FitImage(size, resize)], seed=seed)
+    return A.Compose([FitImage(size, "crop"), A.CenterCrop(size, size)], seed=seed)
 
 
-def tta_views(n: int) -> list[str]:
+def available_views(flip: bool = True) -> tuple[str, ...]:
+    """The TTA views in order, without the mirrored ones when ``flip`` is False."""
+    return TTA_VIEWS if flip else tuple(v for v in TTA_VIEWS if not TTA_SPECS[v].flip)
+
+
+def tta_views(n: int, *, flip: bool = True) -> list[str]:
     """The first ``n`` TTA view names, most useful first (``identity`` is always first).
 
     Example:
-        >>> tta_views(3)
-        ['identity', 'flip', 'crop_tl']
+        >>> tta_views(3), tta_views(3, flip=False)
+        (['identity', 'flip', 'crop_tl'], ['identity', 'crop_tl', 'crop_br'])
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= len(TTA_VIEWS):
+    views = available_views(flip)
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= len(views):
+        note = " (flips are off, so the mirrored views are left out)" if not flip else ""
         raise InputError(
-            f"TTA count must be between 1 and {len(TTA_VIEWS)}; received {n!r}. "
-            f"Views available: {describe_choices(TTA_VIEWS)}."
+            f"TTA count must be between 1 and {len(views)}{note}; received {n!r}. "
+            f"Views available: {describe_choices(views)}."
         )
-    return list(TTA_VIEWS[: int(n)])
+    return list(views[: int(n)])
 
 
 def _spec(view: str) -> TTASpec:
@@ -231,22 +267,24 @@ def _spec(view: str) -> TTASpec:
 
 
 def tta_target(view: str, size: int) -> int:
-    """The shorter side a view resizes to before cropping."""
+    """The side a view fits the image to before cropping (the shorter side in ``crop`` mode)."""
     return size if _spec(view).scale == 1.0 else round(size * _spec(view).scale)
 
 
-def tta_geometry(view: str, height: int, width: int, size: int) -> tuple[int, int, int, int, bool]:
+def tta_geometry(view: str, height: int, width: int, size: int,
+                 resize: str = "crop") -> tuple[int, int, int, int, bool]:
     """``(resized_h, resized_w, y0, x0, flip)`` of a view on an ``height x width`` image."""
     spec = _spec(view)
-    rh, rw = shorter_side_shape(height, width, tta_target(view, size))
-    dy, dx = rh - size, rw - size
-    y0, x0 = {
-        "center": (dy // 2, dx // 2), "tl": (0, 0), "tr": (0, dx), "bl": (dy, 0), "br": (dy, dx),
-    }[spec.position]
+    target = tta_target(view, size)
+    if check_resize(resize) == "crop":
+        rh, rw = shorter_side_shape(height, width, target)
+    else:
+        rh = rw = target
+    y0, x0 = crop_offsets(rh, rw, size, spec.position)
     return rh, rw, y0, x0, spec.flip
 
 
-def apply_tta(image: np.ndarray, view: str, size: int) -> np.ndarray:
+def apply_tta(image: np.ndarray, view: str, size: int, *, resize: str = "crop") -> np.ndarray:
     """Apply one deterministic TTA view; returns a ``(size, size, 3)`` uint8 array.
 
     Example:
@@ -255,13 +293,13 @@ def apply_tta(image: np.ndarray, view: str, size: int) -> np.ndarray:
         True
     """
     size = _check_size(size)
-    rh, rw, y0, x0, flip = tta_geometry(view, image.shape[0], image.shape[1], size)
-    img = resize_shorter_side(image, tta_target(view, size))
+    rh, rw, y0, x0, flip = tta_geometry(view, image.shape[0], image.shape[1], size, resize)
+    img = fit_image(image, resize, tta_target(view, size))
     out = img[y0 : y0 + size, x0 : x0 + size]
     return np.ascontiguousarray(out[:, ::-1] if flip else out)
 
 
-def build_tta_transform(view: str, size: int) -> A.Compose:
+def build_tta_transform(view: str, size: int, *, resize: str = "crop") -> A.Compose:
     """A ``Compose`` wrapping one TTA view, interchangeable with the other transforms."""
     _spec(view)
-    return A.Compose([TTAView(view, _check_size(size))], seed=0)
+    return A.Compose([TTAView(view, _check_size(size), check_resize(resize))], seed=0)

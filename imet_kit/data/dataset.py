@@ -32,6 +32,7 @@ import scipy.sparse as sp
 
 from imet_kit.data import augment as aug
 from imet_kit.data.images import read_image, scan_images
+from imet_kit.data.mix import BatchMix
 from imet_kit.errors import ImageReadError, InputError
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,11 @@ log = logging.getLogger(__name__)
 Preprocess = Callable[[np.ndarray], Any]
 
 
-def batch_seed(seed: int, epoch: int, index: int) -> int:
-    """A 32-bit seed for one batch, a pure function of ``(seed, epoch, index)``."""
-    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, index]).generate_state(1)[0])
+def batch_seed(seed: int, epoch: int, index: int, stream: int = 0) -> int:
+    """A 32-bit seed for one batch, a pure function of ``(seed, epoch, index)``; another
+    ``stream`` (1: MixUp / CutMix) gives an independent one for the same batch."""
+    key = [seed & 0xFFFFFFFF, epoch, index] + ([stream] if stream else [])
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
 class ImageDataset(keras.utils.PyDataset):
@@ -53,13 +56,19 @@ class ImageDataset(keras.utils.PyDataset):
         size: output side in pixels (square crops).
         batch_size: rows per batch; the last batch may be short (no row is dropped).
         augment: a train preset from ``imet_kit.data.augment.TRAIN_PRESETS``, or None for
-            the deterministic eval transform (resize shorter side + centre crop).
+            the deterministic eval transform.
+        resize: the geometry (``imet_kit.data.geometry.RESIZE_MODES``): ``crop`` (shorter side
+            to ``size``, then a random / centre square), ``squash`` (the whole image to the
+            square) or ``pad`` (the whole image letterboxed); the same for train, eval and TTA.
+        flip: train presets mirror half the images; False where mirroring changes the label.
+        mixup, cutmix: Beta alphas of MixUp / CutMix on each training batch (0 = off;
+            :class:`imet_kit.data.mix.BatchMix`); need ``augment`` and labels.
         shuffle: reshuffle the rows every epoch; default: True when ``augment`` is set.
         seed: seeds the shuffle order and the augmentation of every batch.
         tta_view: a deterministic TTA view name (``imet_kit.data.augment.TTA_VIEWS``);
             excludes ``augment``.
-        preprocess: callable mapping the uint8 batch ``(B, size, size, 3)`` to the
-            model's float input (e.g. a backbone's ``preprocess_input``); default a
+        preprocess: callable mapping the uint8 batch ``(B, size, size, 3)`` (float32 0-255
+            when mixed) to the model's float input (e.g. a backbone's ``preprocess_input``); default a
             float32 cast, values 0-255.
         skip_corrupt: check every file up front (header and end marker, no decode),
             leave out those that fail and log one warning counting them; a file that
@@ -89,6 +98,10 @@ class ImageDataset(keras.utils.PyDataset):
         size: int,
         batch_size: int = 32,
         augment: str | None = None,
+        resize: str = "crop",
+        flip: bool = True,
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
         shuffle: bool | None = None,
         seed: int = 0,
         tta_view: str | None = None,
@@ -115,12 +128,18 @@ class ImageDataset(keras.utils.PyDataset):
                 f"Pass either augment ('{augment}') or tta_view ('{tta_view}'), not both: "
                 f"a TTA view is a fixed eval transform."
             )
+        self.resize = aug.check_resize(resize)
+        self.flip = bool(flip)
         if augment is not None and augment not in aug.TRAIN_PRESETS:
             aug.build_train_transform(augment, self.size)  # raises the listing error
         if tta_view is not None:
             aug.build_tta_transform(tta_view, self.size)  # validates the name
         self.augment = augment
         self.tta_view = tta_view
+        self.mix = BatchMix(mixup, cutmix)
+        if self.mix.active and (augment is None or self.y is None):
+            raise InputError(f"mixup={mixup} / cutmix={cutmix} mix training batches: they need "
+                             f"labels and an augment preset (received augment={augment!r}).")
         self.shuffle = (augment is not None) if shuffle is None else bool(shuffle)
         if self.shuffle and self.y is None:
             raise InputError(
@@ -206,11 +225,12 @@ class ImageDataset(keras.utils.PyDataset):
             if self.opencv_threads is not None and cv2.getNumThreads() != self.opencv_threads:
                 cv2.setNumThreads(self.opencv_threads)
             if self.tta_view is not None:
-                t = aug.build_tta_transform(self.tta_view, self.size)
+                t = aug.build_tta_transform(self.tta_view, self.size, resize=self.resize)
             elif self.augment is not None:
-                t = aug.build_train_transform(self.augment, self.size, self.seed)
+                t = aug.build_train_transform(self.augment, self.size, self.seed,
+                                              resize=self.resize, flip=self.flip)
             else:
-                t = aug.build_eval_transform(self.size)
+                t = aug.build_eval_transform(self.size, resize=self.resize)
             self._local.transform = t
         return t
 
@@ -252,6 +272,9 @@ class ImageDataset(keras.utils.PyDataset):
         return x, np.asarray(y, dtype=np.float32), rows
 
     def __getitem__(self, index: int):
+        epoch = self.epoch
         x, y, _ = self.load_batch(index)
+        if self.mix.active and len(x):
+            x, y = self.mix(x, y, batch_seed(self.seed, epoch, index, stream=1))
         x = np.asarray(self.preprocess(x), dtype=np.float32) if self.preprocess else x.astype(np.float32)
         return x if y is None else (x, y)

@@ -23,175 +23,67 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from imet_kit.atomic import atomic_write_csv
-from imet_kit.data.labels import LabelSpace, write_annotations, write_labels
+from imet_kit.data.demo_hard import hard_material, render_hard
+from imet_kit.data.demo_material import (  # noqa: F401  (SCENES & co. were defined here: re-exported)
+    HERSHEY_FONTS,
+    LETTERS,
+    SCENES,
+    TTF_FONTS,
+    Material,
+    crop_resize,
+    digit_sticker,
+    load_material,
+    place,
+    text_card,
+    zipf,
+)
+from imet_kit.data.labels import write_annotations, write_labels
 from imet_kit.errors import InputError
 
 log = logging.getLogger(__name__)
 
 SIZES = {"small": (160, 40), "medium": (1200, 300), "full": (3000, 600)}
+VARIANTS = ("default", "hard")
 
-# skimage sample photographs that ship inside the wheel (no download).
-SCENES = {
-    "astronaut": "astronaut.png", "cat": "chelsea.png", "coffee": "coffee.png",
-    "rocket": "rocket.jpg", "coins": "coins.png", "cameraman": "camera.png",
-    "moon": "moon.png", "brick": "brick.png", "grass": "grass.png", "gravel": "gravel.png",
-    "galaxies": "hubble_deep_field.jpg", "motorcycle": "motorcycle_left.png",
-    "retina": "retina.jpg", "cells": "ihc.png", "portrait": "mpl:grace_hopper.jpg",
-}
-# matplotlib's bundled TrueType faces; OpenCV's Hershey vector fonts.
-TTF_FONTS = {
-    "dejavu_sans": "DejaVuSans.ttf", "dejavu_sans_bold": "DejaVuSans-Bold.ttf",
-    "dejavu_serif": "DejaVuSerif.ttf", "dejavu_serif_italic": "DejaVuSerif-Italic.ttf",
-    "dejavu_mono": "DejaVuSansMono.ttf", "stix": "STIXGeneral.ttf",
-    "stix_italic": "STIXGeneralItalic.ttf", "cm_roman": "cmr10.ttf", "cm_sans": "cmss10.ttf",
-    "cm_typewriter": "cmtt10.ttf", "cm_bold": "cmb10.ttf", "cm_italic": "cmti10.ttf",
-    "dejavu_serif_bold": "DejaVuSerif-Bold.ttf", "dejavu_sans_oblique": "DejaVuSans-Oblique.ttf",
-    "dejavu_mono_bold": "DejaVuSansMono-Bold.ttf", "stix_bold": "STIXGeneralBol.ttf",
-}
-HERSHEY_FONTS = {
-    "hershey_simplex": cv2.FONT_HERSHEY_SIMPLEX, "hershey_duplex": cv2.FONT_HERSHEY_DUPLEX,
-    "hershey_complex": cv2.FONT_HERSHEY_COMPLEX, "hershey_triplex": cv2.FONT_HERSHEY_TRIPLEX,
-    "hershey_script": cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
-    "hershey_script_complex": cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
-    "hershey_simplex_italic": cv2.FONT_HERSHEY_SIMPLEX | cv2.FONT_ITALIC,
-    "hershey_complex_italic": cv2.FONT_HERSHEY_COMPLEX | cv2.FONT_ITALIC,
-}
-LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZabdefghkmnpqrstuy"
-
-
-def _zipf(n: int, exponent: float) -> np.ndarray:
-    """Zipf label probabilities, ranks shuffled by a fixed permutation (so the tail mixes kinds)."""
-    p = 1.0 / np.arange(1, n + 1) ** exponent
-    return (p / p.sum())[np.random.default_rng(2019).permutation(n)]
-
-
-@dataclass
-class _Material:
-    space: LabelSpace
-    photos: list[np.ndarray]
-    digits: list[list[np.ndarray]]  # per digit class, its 8x8 images (0..16)
-    fonts: list[tuple[str, object]]  # ("ttf", path) or ("hershey", face)
-    n_scene: int
-    n_culture: int
-
-
-def _load_material() -> _Material:
-    import matplotlib
-    import skimage.data
-    from sklearn.datasets import load_digits
-
-    photos = []
-    for fname in SCENES.values():
-        if fname.startswith("mpl:"):
-            path = os.path.join(matplotlib.get_data_path(), "sample_data", fname[4:])
-        else:
-            path = os.path.join(skimage.data.data_dir, fname)
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-        if img is None:
-            raise InputError(f"Demo material '{path}' could not be read; reinstall scikit-image.")
-        photos.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-    digits = load_digits()
-    by_class = [list(digits.images[digits.target == k]) for k in range(10)]
-    ttf_dir = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
-    fonts = [("ttf", os.path.join(ttf_dir, f)) for f in TTF_FONTS.values()]
-    fonts += [("hershey", face) for face in HERSHEY_FONTS.values()]
-    names = [f"culture::{n}" for n in list(TTF_FONTS) + list(HERSHEY_FONTS)]
-    names += [f"tag::{s}" for s in SCENES] + [f"tag::digit_{k}" for k in range(10)]
-    return _Material(LabelSpace.from_names(names), photos, by_class, fonts,
-                     n_scene=len(SCENES), n_culture=len(fonts))
-
-
-def _crop_resize(photo: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    ph, pw = photo.shape[:2]
-    scale = rng.uniform(0.45, 1.0)
-    ch = int(min(ph, pw * h / w) * scale)
-    cw = int(ch * w / h)
-    y0 = int(rng.integers(0, ph - ch + 1))
-    x0 = int(rng.integers(0, pw - cw + 1))
-    return cv2.resize(photo[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_AREA)
-
-
-def _text_card(font: tuple[str, object], text: str, height: int, rng: np.random.Generator) -> np.ndarray:
-    bg = rng.integers(200, 256, size=3)
-    ink = tuple(int(v) for v in rng.integers(0, 70, size=3))
-    if font[0] == "ttf":
-        from PIL import Image, ImageDraw, ImageFont
-
-        face = ImageFont.truetype(font[1], size=max(8, int(height * 0.75)))
-        left, top, right, bottom = face.getbbox(text)
-        card = Image.new("RGB", (right - left + 8, bottom - top + 8), tuple(int(v) for v in bg))
-        ImageDraw.Draw(card).text((4 - left, 4 - top), text, font=face, fill=ink)
-        return np.asarray(card)
-    scale = height / 30.0
-    thick = max(1, int(round(scale * 1.5)))
-    (tw, th), base = cv2.getTextSize(text, font[1], scale, thick)
-    card = np.empty((th + base + 8, tw + 8, 3), np.uint8)
-    card[:] = bg
-    cv2.putText(card, text, (4, th + 4), font[1], scale, ink, thick, cv2.LINE_AA)
-    return card
-
-
-def _digit_sticker(digit: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    alpha = cv2.resize((digit / 16.0).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
-    alpha = np.clip(alpha * 1.3, 0, 1)[..., None]
-    colour = rng.integers(0, 256, size=3)
-    if colour.mean() > 110:  # keep the ink dark or saturated enough to read
-        colour = colour // 3
-    return np.broadcast_to(colour, (size, size, 3)).astype(np.float32), alpha
-
-
-def _place(h: int, w: int, ph: int, pw: int, boxes: list, rng: np.random.Generator):
-    """A position for a ph x pw patch overlapping no earlier box (None if none found)."""
-    if ph >= h or pw >= w:
-        return None
-    for _ in range(30):
-        y, x = int(rng.integers(0, h - ph)), int(rng.integers(0, w - pw))
-        if all(y + ph <= b[0] or b[2] <= y or x + pw <= b[1] or b[3] <= x for b in boxes):
-            boxes.append((y, x, y + ph, x + pw))
-            return y, x
-    return None
-
-
-def _render(mat: _Material, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
+def _render(mat: Material, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
     h, w = (int(v) for v in rng.integers(128, 301, size=2))
-    scene_p, culture_p, digit_p = _zipf(mat.n_scene, 1.2), _zipf(mat.n_culture, 1.7), _zipf(10, 1.0)
+    scene_p, culture_p, digit_p = zipf(mat.n_scene, 1.2), zipf(mat.n_culture, 1.7), zipf(10, 1.0)
     scene = int(rng.choice(mat.n_scene, p=scene_p))
-    img = _crop_resize(mat.photos[scene], h, w, rng)
+    img = crop_resize(mat.photos[scene], h, w, rng)
     labels = {mat.n_culture + scene}
     boxes: list = []
     if rng.random() < 0.15:  # a second photograph as an inset
         other = int(rng.choice(mat.n_scene, p=scene_p))
         ih, iw = int(h * rng.uniform(0.3, 0.45)), int(w * rng.uniform(0.3, 0.45))
-        pos = _place(h, w, ih + 4, iw + 4, boxes, rng)
+        pos = place(h, w, ih + 4, iw + 4, boxes, rng)
         if pos is not None:
             img[pos[0] : pos[0] + ih + 4, pos[1] : pos[1] + iw + 4] = 255
-            img[pos[0] + 2 : pos[0] + ih + 2, pos[1] + 2 : pos[1] + iw + 2] = _crop_resize(
+            img[pos[0] + 2 : pos[0] + ih + 2, pos[1] + 2 : pos[1] + iw + 2] = crop_resize(
                 mat.photos[other], ih, iw, rng)
             labels.add(mat.n_culture + other)
     n_cards = int(rng.choice(3, p=[0.15, 0.72, 0.13]))
     fonts = rng.choice(mat.n_culture, size=n_cards, replace=False, p=culture_p)
     for f in fonts:
         text = "".join(rng.choice(list(LETTERS), size=int(rng.integers(3, 6))))
-        card = _text_card(mat.fonts[int(f)], text, int(rng.integers(22, 34)), rng)
-        pos = _place(h, w, card.shape[0], card.shape[1], boxes, rng)
+        card = text_card(mat.fonts[int(f)], text, int(rng.integers(22, 34)), rng)
+        pos = place(h, w, card.shape[0], card.shape[1], boxes, rng)
         if pos is not None:
             img[pos[0] : pos[0] + card.shape[0], pos[1] : pos[1] + card.shape[1]] = card
             labels.add(int(f))
     for _ in range(int(rng.choice(5, p=[0.25, 0.35, 0.2, 0.12, 0.08]))):
         k = int(rng.choice(10, p=digit_p))
         size = int(rng.integers(28, 52))
-        pos = _place(h, w, size, size, boxes, rng)
+        pos = place(h, w, size, size, boxes, rng)
         if pos is None:
             continue
         samples = mat.digits[k]
-        ink, alpha = _digit_sticker(samples[int(rng.integers(len(samples)))], size, rng)
+        ink, alpha = digit_sticker(samples[int(rng.integers(len(samples)))], size, rng)
         patch = img[pos[0] : pos[0] + size, pos[1] : pos[1] + size].astype(np.float32)
         paper = np.float32(235)
         patch = patch * 0.25 + paper * 0.75  # a pale sticker so the digit reads on any photo
@@ -202,7 +94,7 @@ def _render(mat: _Material, rng: np.random.Generator) -> tuple[np.ndarray, list[
 
 def make_demo_dataset(
     path: str | os.PathLike, size: str = "small", seed: int = 0, *, n_train: int | None = None,
-    n_test: int | None = None,
+    n_test: int | None = None, variant: str = "default",
 ) -> dict:
     """Write an iMet-format demo dataset to ``path``.
 
@@ -215,19 +107,26 @@ def make_demo_dataset(
         size: ``"small"`` (160 + 40 images), ``"medium"`` (1,200 + 300) or ``"full"`` (3,000 + 600).
         seed: the same seed gives identical files.
         n_train, n_test: override the size's image counts.
+        variant: ``"default"`` (49 labels, 128-300 px sides), or ``"hard"``
+            (:mod:`imet_kit.data.demo_hard`: 98 labels, small objects on wide photographs).
 
     Returns:
         A dict with the counts and the folder.
     """
     if size not in SIZES:
         raise InputError(f"Unknown demo size '{size}'. Expected one of: {', '.join(SIZES)}.")
+    if variant not in VARIANTS:
+        raise InputError(f"Unknown demo variant '{variant}'. Expected one of: {', '.join(VARIANTS)}.")
     n_tr, n_te = SIZES[size]
     n_tr = n_tr if n_train is None else int(n_train)
     n_te = n_te if n_test is None else int(n_test)
     if n_tr < 1 or n_te < 0:
         raise InputError(f"n_train must be >= 1 and n_test >= 0; received {n_tr}, {n_te}.")
     root = Path(path)
-    mat = _load_material()
+    mat = load_material()
+    render = _render
+    if variant == "hard":
+        mat, render = hard_material(mat), render_hard
     ids = [f"{v:016x}" for v in np.random.default_rng([seed, 7]).integers(0, 2**63, n_tr + n_te)]
     from tqdm.auto import tqdm
 
@@ -236,7 +135,7 @@ def make_demo_dataset(
     for split, rows in splits.items():
         (root / split).mkdir(parents=True, exist_ok=True)
         for i in tqdm(rows, desc=f"demo {split}", unit="img", disable=None, leave=False):
-            img, labels = _render(mat, np.random.default_rng([seed, i]))
+            img, labels = render(mat, np.random.default_rng([seed, i]))
             ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             tmp = root / split / f".{ids[i]}.png.tmp"
             buf.tofile(tmp)
@@ -258,6 +157,8 @@ def make_demo_dataset(
             "groups": {g: int(mat.space.group_mask(g).sum()) for g in mat.space.group_names},
             "material": "scikit-image / matplotlib sample photos, scikit-learn digits, "
                         "matplotlib TrueType and OpenCV Hershey fonts"}
+    if variant != "default":  # the default variant's files stay byte-identical to before variants
+        info["variant"] = variant
     (root / "demo_info.json").write_text(json.dumps(info, indent=2))
     log.info("demo dataset written to %s", root)
     return {**info, "path": str(root)}

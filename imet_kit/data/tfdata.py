@@ -237,6 +237,9 @@ def make_tf_dataset(
         raise InputError(f"Pass either augment ('{augment}') or tta_view ('{tta_view}'), not both.")
     if augment is not None:
         aug.build_train_transform(augment, size)  # validates the name
+    if augment == "randaugment":
+        raise InputError("augment='randaugment' has no in-graph counterpart yet; use "
+                         "notebook, light, strong or none here (or ImageDataset).")
     if tta_view is not None:
         aug.tta_target(tta_view, size)
     if with_labels and meta["label_format"] is None:

@@ -8,9 +8,10 @@ from imet_kit.models.backbones import (
     preprocessing_layer,
 )
 from imet_kit.models.classifier import build_classifier, load_classifier, set_backbone_trainable
-from imet_kit.models.heads import GeMPooling2D, apply_head, pooling_layer
+from imet_kit.models.heads import AvgMaxPooling2D, GeMPooling2D, apply_head, pooling_layer
 
 __all__ = [
+    "AvgMaxPooling2D",
     "BACKBONES",
     "BackboneSpec",
     "GeMPooling2D",

@@ -10,7 +10,8 @@ Sources:
       (0-255 input, normalisation inside).
     * the optional ``efficientnet`` package (qubvel, 2019): ``efn_b0`` .. ``efn_b7``
       with ``"imagenet"`` or ``"noisy-student"`` weights (``pip install 'imet_kit[efficientnet]'``).
-    * ``tiny_cnn``: three convolutions, for tests; ``small_cnn``: seven separable blocks, for the demo.
+    * ``tiny_cnn``: three convolutions, for tests; ``small_cnn``: seven separable blocks, for the demo;
+      ``plain_cnn`` and ``resnet_small`` (:mod:`imet_kit.models.scratch`): stronger from-scratch CPU nets.
     * every other ``keras.applications`` image family (ConvNeXt, DenseNet, Inception, MobileNet
       v1-v3, NASNet, ResNet, ResNetV2, VGG, Xception) and ``hub:<preset>`` keras-hub image
       backbones (optional: ``pip install keras-hub``): see :mod:`imet_kit.models.families`.
@@ -30,6 +31,7 @@ import keras
 
 import imet_kit.models.families as families
 from imet_kit.errors import DataFileError, InputError, WeightsUnavailableError, describe_choices
+from imet_kit.models import scratch
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +144,10 @@ def _small_cnn(input_shape, weights, name: str) -> keras.Model:
 
 def _registry() -> dict[str, BackboneSpec]:
     specs = [BackboneSpec("tiny_cnn", _tiny_cnn, 32, "0-1", "imet_kit", (), "imet_kit tiny_cnn"),
-             BackboneSpec("small_cnn", _small_cnn, 128, "0-1", "imet_kit", (), "imet_kit small_cnn")]
+             BackboneSpec("small_cnn", _small_cnn, 128, "0-1", "imet_kit", (), "imet_kit small_cnn"),
+             BackboneSpec("plain_cnn", scratch.plain_cnn, 96, "0-1", "imet_kit", (), "imet_kit plain_cnn"),
+             BackboneSpec("resnet_small", scratch.resnet_small, 96, "0-1", "imet_kit", (),
+                          "imet_kit resnet_small")]
     for i, size in enumerate((224, 240, 260, 300, 380, 456, 528, 600)):
         fn = f"EfficientNetB{i}"
         specs.append(BackboneSpec(f"efficientnet_b{i}", functools.partial(_keras_app, fn), size,

@@ -11,7 +11,7 @@ from keras import ops
 
 from imet_kit.errors import InputError, describe_choices
 
-POOLINGS = ("avg", "max", "gem")
+POOLINGS = ("avg", "max", "gem", "avgmax")
 EMBEDDING_LAYER = "embedding"
 OUTPUT_LAYER = "probs"
 
@@ -68,8 +68,38 @@ class GeMPooling2D(keras.layers.Layer):
         return {**super().get_config(), "p": self.p, "eps": self.eps, "trainable_p": self.trainable_p}
 
 
+@keras.saving.register_keras_serializable(package="imet_kit")
+class AvgMaxPooling2D(keras.layers.Layer):
+    """Global max and global average pooling, concatenated: (B, H, W, C) -> (B, 2C), max first.
+
+    Max pooling answers "is the object anywhere?" (a small glyph in a corner), average pooling
+    "how much of the image is it?" (a background scene); a multi-label head wants both.
+
+    Args:
+        **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``).
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.arange(8, dtype="float32").reshape(1, 2, 2, 2)
+        >>> AvgMaxPooling2D()(x).numpy().tolist()
+        [[6.0, 7.0, 3.0, 4.0]]
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def call(self, inputs):
+        return ops.concatenate([ops.max(inputs, axis=(1, 2)), ops.mean(inputs, axis=(1, 2))], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        channels = input_shape[-1]
+        return (input_shape[0], None if channels is None else 2 * channels)
+
+
 def pooling_layer(pooling: str, name: str = "pool") -> keras.layers.Layer:
-    """``"avg"``, ``"max"`` or ``"gem"`` -> a layer mapping (B, H, W, C) to (B, C).
+    """``"avg"``, ``"max"``, ``"gem"`` or ``"avgmax"`` -> a layer mapping (B, H, W, C) to (B, C)
+    (``"avgmax"``: to (B, 2C)).
 
     Example:
         >>> pooling_layer("gem").__class__.__name__
@@ -81,6 +111,8 @@ def pooling_layer(pooling: str, name: str = "pool") -> keras.layers.Layer:
         return keras.layers.GlobalMaxPooling2D(name=name)
     if pooling == "gem":
         return GeMPooling2D(name=name)
+    if pooling == "avgmax":
+        return AvgMaxPooling2D(name=name)
     raise InputError(f"Unknown pooling {pooling!r}. Expected one of: {describe_choices(POOLINGS)}.")
 
 
@@ -91,7 +123,7 @@ def apply_head(features, n_classes: int, *, pooling: str = "avg", embedding_dim:
     Args:
         features: the backbone's 4-D output tensor.
         n_classes: C, the number of sigmoid outputs.
-        pooling: ``"avg"``, ``"max"`` or ``"gem"``.
+        pooling: ``"avg"``, ``"max"``, ``"gem"`` or ``"avgmax"``.
         embedding_dim: width of the embedding layer (used for retrieval).
         dropout: rate before the output layer, in [0, 1).
 

@@ -94,10 +94,10 @@ def _mean_probs(run: RunDir, models: list[Path], paths: list[str], tta: int,
     from imet_kit.training.engine import resolve_size
 
     config = run.load_config()
-    views = tta_views(tta)
+    views = tta_views(tta, flip=config.flip)
     size = resolve_size(config)
     batch = batch_size or config.batch_size
-    views_of = _view_maker(pipeline, paths, size, batch)
+    views_of = _view_maker(pipeline, paths, size, batch, config.resize)
     out = []
     bar = tqdm(total=len(models) * len(views), desc="predict (model x view)",
                disable=not progress or None)
@@ -115,7 +115,7 @@ def _mean_probs(run: RunDir, models: list[Path], paths: list[str], tta: int,
     return out
 
 
-def _view_maker(pipeline: str, paths: list[str], size: int, batch: int):
+def _view_maker(pipeline: str, paths: list[str], size: int, batch: int, resize: str = "crop"):
     """``view -> what model.predict takes`` for one pipeline (files scanned once, up front)."""
     if pipeline == "tfdata":
         from imet_kit.data.tfdata_train import ImageFiles, eval_dataset
@@ -125,7 +125,7 @@ def _view_maker(pipeline: str, paths: list[str], size: int, batch: int):
     from imet_kit.data.dataset import ImageDataset
 
     return lambda view: ImageDataset(paths, None, size=size, batch_size=batch, augment=None,
-                                     shuffle=False, tta_view=view)
+                                     shuffle=False, tta_view=view, resize=resize)
 
 
 def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,

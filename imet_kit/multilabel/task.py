@@ -57,12 +57,13 @@ class MultilabelTask(Task):
         from imet_kit.data.sampling import WeightedImageDataset
 
         common = {"size": size, "batch_size": config.batch_size, "workers": config.workers,
-                  "use_multiprocessing": config.use_multiprocessing}
+                  "use_multiprocessing": config.use_multiprocessing, "resize": config.resize}
         kind, extra = ImageDataset, {}
         if config.sampling != "uniform":
             kind, extra = WeightedImageDataset, {"sampling": config.sampling}
         train = kind(paths[tr].tolist(), y[tr], augment=config.augment, shuffle=True,
-                     seed=config.seed, **extra, **common)
+                     seed=config.seed, flip=config.flip, mixup=config.mixup, cutmix=config.cutmix,
+                     **extra, **common)
         val = (ImageDataset(paths[va].tolist(), None, augment=None, shuffle=False, **common)
                if len(va) else None)  # a refit on all images has no validation rows
         return FoldSetup(train=train, extra={"val": val, "y_val": y[va]})
@@ -83,7 +84,7 @@ class MultilabelTask(Task):
     def compile_model(self, model, config, data: TaskData, optimizer, jit_compile) -> None:
         from imet_kit.models.losses import get_loss
 
-        kwargs = {}
+        kwargs = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
         pos_weight = getattr(self, "_pos_weight", None)
         if pos_weight is not None:
             kwargs["pos_weight"] = pos_weight.tolist()

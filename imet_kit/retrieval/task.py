@@ -198,10 +198,11 @@ class EmbeddingTask(Task):
 
         ident = data.extra["identities"]
         paths, column = np.asarray(ident.paths), ident.codes[:, None]
-        common = {"size": size, "batch_size": config.batch_size}
+        common = {"size": size, "batch_size": config.batch_size, "resize": config.resize}
         loader = {"workers": config.workers, "use_multiprocessing": config.use_multiprocessing}
         train = _identity_batches(ImageDataset(paths[tr].tolist(), column[tr], augment=config.augment,
-                                               shuffle=True, seed=config.seed, **common), **loader)
+                                               shuffle=True, seed=config.seed, flip=config.flip,
+                                               **common), **loader)
         val = _identity_batches(ImageDataset(paths[va].tolist(), column[va], shuffle=False, **common),
                                 **loader)
         val_images = ImageDataset(paths[va].tolist(), None, shuffle=False, **common, **loader)

@@ -21,7 +21,7 @@ import numpy as np
 from imet_kit.atomic import atomic_write_json, remove_temporaries
 from imet_kit.config import TrainConfig
 from imet_kit.errors import InputError
-from imet_kit.training.optim import jit_compile, make_optimizer
+from imet_kit.training.optim import jit_compile, make_optimizer, optimizer_callbacks
 from imet_kit.training.rundir import RunDir
 from imet_kit.training.task import Task, TaskData, get_task
 
@@ -93,7 +93,10 @@ def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: 
         config, run, k, lambda: task.build_model(config, data, tr, size), report,
         monitor=task.monitor)
     setup.train.epoch = initial_epoch  # shuffling and augmentation: seeded by (seed, epoch, batch)
-    callbacks = [EpochSeed(config.seed, k), *task.callbacks(model, config, data, setup),
+    # optimizer callbacks (EMA swap) run before the task's validation, so both it and the
+    # checkpoint see the weights that are validated
+    callbacks = [EpochSeed(config.seed, k), *optimizer_callbacks(config, resumed=initial_epoch > 0),
+                 *task.callbacks(model, config, data, setup),
                  RunCheckpoint(run, k, best, monitor=task.monitor)]
     if guard is not None:
         callbacks.insert(0, StopOnSignal(guard))

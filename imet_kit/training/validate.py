@@ -6,7 +6,7 @@ Example:
     >>> check_config(TrainConfig(augment="nope", loss="l2", weights=None))
     Traceback (most recent call last):
     ...
-    imet_kit.errors.InputError: 2 problems in the config: augment: unknown 'nope', expected one of notebook, light, strong, none; loss: unknown 'l2', expected one of asl, bce, focal.
+    imet_kit.errors.InputError: 2 problems in the config: augment: unknown 'nope', expected one of notebook, light, strong, randaugment, none; loss: unknown 'l2', expected one of asl, bce, focal.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def name_problems(config: TrainConfig) -> list[str]:
     if problem and (spec is not None or config.weights is not None) and not config.init_from \
             and not hub:
         out.append(problem)
-    return out + recipe_problems(config)
+    return out + recipe_problems(config) + mixing_problems(config)
 
 
 # --- recipe power (issue 12): recipes, the long tail, phases ----------------------------------
@@ -159,6 +159,31 @@ def _init_from_problems(config: TrainConfig) -> list[str]:
     if config.refit and not (prev.path / "full" / "best.keras").is_file():
         out.append(f"init_from + refit: the refit starts from '{config.init_from}/full/best.keras', "
                    f"which does not exist; train the earlier run with --refit, or drop --refit")
+    return out
+
+
+def mixing_problems(config: TrainConfig) -> list[str]:
+    """Problems with the recipe choices (issue 12): the resize name, and pairs that do not fit."""
+    from imet_kit.data.geometry import RESIZE_MODES
+
+    out = []
+    if config.resize not in RESIZE_MODES:
+        out.append(_unknown("resize", config.resize, RESIZE_MODES))
+    if config.label_smoothing and config.loss != "bce":
+        out.append(f"label_smoothing: smooths the targets of loss 'bce' only, received loss "
+                   f"{config.loss!r}; use --loss bce or drop --label-smoothing")
+    if (config.mixup or config.cutmix) and config.task != "multilabel":
+        out.append(f"mixup/cutmix: mix multi-hot targets of task 'multilabel' only, received task "
+                   f"{config.task!r}")
+    if config.pipeline == "tfdata":
+        unsupported = [f"{name}={value!r}" for name, value, default in (
+            ("resize", config.resize, "crop"), ("flip", config.flip, True),
+            ("mixup", config.mixup, 0.0), ("cutmix", config.cutmix, 0.0),
+            ("sampling", config.sampling, "uniform")) if value != default]
+        if unsupported:
+            out.append(f"pipeline: 'tfdata' reads with the crop geometry, flips and uniform "
+                       f"sampling only; received {', '.join(unsupported)}. Use --pipeline "
+                       f"pydataset for these")
     return out
 
 

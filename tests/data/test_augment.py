@@ -3,6 +3,7 @@
 import doctest
 import itertools
 
+import albumentations as A
 import numpy as np
 import pytest
 
@@ -21,21 +22,23 @@ def _img(h, w, seed=0):
 
 
 @pytest.mark.parametrize("preset", aug.TRAIN_PRESETS)
-def test_presets_give_size_square_uint8_for_any_shape(preset):
-    t = aug.build_train_transform(preset, 32, seed=0)
-    for h, w in SHAPES:
-        out = t(image=_img(h, w))["image"]
-        assert out.shape == (32, 32, 3) and out.dtype == np.uint8, (preset, h, w)
+@pytest.mark.parametrize("resize", aug.RESIZE_MODES)
+def test_presets_give_size_square_uint8_for_any_shape(preset, resize):
+    for flip in (True, False):
+        t = aug.build_train_transform(preset, 32, seed=0, resize=resize, flip=flip)
+        for h, w in SHAPES:
+            out = t(image=_img(h, w))["image"]
+            assert out.shape == (32, 32, 3) and out.dtype == np.uint8, (preset, resize, h, w)
 
 
 def test_unknown_preset_lists_valid_names():
-    with pytest.raises(InputError, match="notebook, light, strong, none"):
+    with pytest.raises(InputError, match="notebook, light, strong, randaugment, none"):
         aug.build_train_transform("heavy", 32, seed=0)
     with pytest.raises(InputError, match="positive integer"):
         aug.build_train_transform("light", 0, seed=0)
 
 
-@pytest.mark.parametrize("preset", ["notebook", "light", "strong"])
+@pytest.mark.parametrize("preset", ["notebook", "light", "strong", "randaugment"])
 def test_same_seed_same_output_other_seed_differs(preset):
     img = _img(33, 45)
     a = aug.build_train_transform(preset, 32, seed=7)
@@ -104,6 +107,97 @@ def test_tta_view_count_and_names_are_checked():
             aug.tta_views(bad)
     with pytest.raises(InputError, match="identity, flip"):
         aug.apply_tta(_img(32, 32), "rotate", 32)
+
+
+def _markers(h=60, w=150, size=10):
+    """A grey wide image with a red, green, blue and white square in its four corners."""
+    img = np.full((h, w, 3), 128, np.uint8)
+    for (y, x), colour in zip([(0, 0), (0, w - size), (h - size, 0), (h - size, w - size)],
+                              [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)]):
+        img[y : y + size, x : x + size] = colour
+    return img
+
+
+def _corner_colours(out):
+    """Which corner markers survive, as a set of colour names (quadrant by quadrant)."""
+    h, w = out.shape[:2]
+    seen = set()
+    for name, colour, (ys, xs) in [("red", (255, 0, 0), (slice(0, h // 2), slice(0, w // 2))),
+                                   ("green", (0, 255, 0), (slice(0, h // 2), slice(w // 2, w))),
+                                   ("blue", (0, 0, 255), (slice(h // 2, h), slice(0, w // 2))),
+                                   ("white", (255, 255, 255), (slice(h // 2, h), slice(w // 2, w)))]:
+        if (np.abs(out[ys, xs].astype(int) - colour).max(axis=-1) < 40).any():
+            seen.add(name)
+    return seen
+
+
+def test_squash_and_pad_keep_the_whole_image_crop_cuts_the_ends():
+    img = _markers()
+    everything = {"red", "green", "blue", "white"}
+    for resize in ("squash", "pad"):
+        out = aug.build_eval_transform(32, resize=resize)(image=img)["image"]
+        assert _corner_colours(out) == everything, resize
+        np.testing.assert_array_equal(out, aug.apply_tta(img, "identity", 32, resize=resize))
+        assert _corner_colours(aug.build_train_transform("none", 32, resize=resize)(image=img)["image"]) \
+            == everything
+    crop = aug.build_eval_transform(32)(image=img)["image"]  # as before: the centre square only
+    assert _corner_colours(crop) == set()
+    np.testing.assert_array_equal(crop, aug.resize_shorter_side(img, 32)[:, 24:56])  # 32 x 80 -> centre
+
+
+def _walk(compose):
+    for t in compose.transforms:
+        yield t
+        if hasattr(t, "transforms"):
+            yield from _walk(t)
+
+
+def _left_is_busy(out):
+    """Is the left half the textured one? (colour operations keep a flat half flat)"""
+    left, right = out[:, : out.shape[1] // 2].astype(float), out[:, out.shape[1] // 2 :].astype(float)
+    return np.abs(np.diff(left, axis=1)).mean() > np.abs(np.diff(right, axis=1)).mean()
+
+
+@pytest.mark.parametrize("resize", aug.RESIZE_MODES)
+def test_flip_off_no_train_preset_or_tta_view_mirrors(resize):
+    img = np.full((40, 60, 3), 120, np.uint8)
+    img[:, :30] = _img(40, 30, seed=6)  # noise on the left, flat grey on the right
+    for preset in ("light", "notebook", "randaugment"):  # strong's noise and holes blur the measure
+        t = aug.build_train_transform(preset, 32, seed=1, resize=resize, flip=False)
+        assert all(_left_is_busy(t(image=img)["image"]) for _ in range(25)), preset
+    mirrors = (A.HorizontalFlip, A.VerticalFlip, A.Transpose, A.D4, A.RandomRotate90)
+    for preset in aug.TRAIN_PRESETS:
+        kinds = _walk(aug.build_train_transform(preset, 32, resize=resize, flip=False))
+        assert not any(isinstance(k, mirrors) for k in kinds), preset
+        with_flip = _walk(aug.build_train_transform(preset, 32, resize=resize, flip=True))
+        assert any(isinstance(k, A.HorizontalFlip) for k in with_flip) == (preset != "none")
+    flipping = aug.build_train_transform("light", 32, seed=1, resize=resize, flip=True)
+    assert not all(_left_is_busy(flipping(image=img)["image"]) for _ in range(25))
+    views = aug.tta_views(len(aug.available_views(flip=False)), flip=False)
+    assert views == [v for v in aug.TTA_VIEWS if "flip" not in v] and len(views) == 6
+    assert all(_left_is_busy(aug.apply_tta(img, v, 32, resize=resize)) for v in views)
+    with pytest.raises(InputError, match="between 1 and 6 .flips are off"):
+        aug.tta_views(7, flip=False)
+
+
+@pytest.mark.parametrize("resize", ["squash", "pad"])
+@pytest.mark.parametrize("shape", [(32, 32), (33, 31), (20, 200)])
+def test_tta_views_in_squash_and_pad_modes_deterministic_and_distinct(resize, shape):
+    img = _img(*shape, seed=4)
+    outs = [aug.apply_tta(img, v, 32, resize=resize) for v in aug.TTA_VIEWS]
+    for v, o in zip(aug.TTA_VIEWS, outs):
+        assert o.shape == (32, 32, 3) and o.dtype == np.uint8
+        np.testing.assert_array_equal(o, aug.build_tta_transform(v, 32, resize=resize)(image=img)["image"])
+    assert len({o.tobytes() for o in outs}) == len(outs)
+
+
+def test_randaugment_draws_different_operations_per_image():
+    img = _img(40, 40, seed=5)
+    t = aug.build_train_transform("randaugment", 32, seed=3)
+    outs = {t(image=img)["image"].tobytes() for _ in range(12)}
+    assert len(outs) == 12
+    with pytest.raises(InputError, match="resize mode 'stretch'. Expected one of: crop, squash, pad"):
+        aug.build_train_transform("light", 32, resize="stretch")
 
 
 def test_docstring_examples():

@@ -202,3 +202,45 @@ def test_plot_batch_grid_from_dataset_and_arrays(folder, tmp_path):
     plot_batch_grid(ds[0], LabelSpace.from_names(names), tmp_path / "arr.png", max_images=3)
     with pytest.raises(InputError, match="B, H, W, 3"):
         plot_batch_grid(np.zeros((4, 4)), names, tmp_path / "bad.png")
+
+
+def test_resize_and_flip_reach_every_transform(folder):
+    from imet_kit.data.augment import apply_tta, build_eval_transform
+    from imet_kit.data.images import read_image
+
+    paths, y = folder
+    img = read_image(paths[0])
+    for resize in ("squash", "pad"):
+        ds = ImageDataset(paths, size=32, batch_size=4, resize=resize)
+        want = build_eval_transform(32, resize=resize)(image=img)["image"]
+        np.testing.assert_array_equal(ds[0][0], want.astype(np.float32))
+        tta = ImageDataset(paths, size=32, batch_size=4, resize=resize, tta_view="crop_tl")
+        np.testing.assert_array_equal(tta[0][0], apply_tta(img, "crop_tl", 32, resize=resize))
+    train = ImageDataset(paths, y, size=32, batch_size=4, augment="light", flip=False, resize="pad")
+    assert train.flip is False and train.resize == "pad"
+    kinds = [type(t).__name__ for t in train._transform().transforms]
+    assert "HorizontalFlip" not in kinds and "FitImage" in kinds
+    with pytest.raises(InputError, match="crop, squash, pad"):
+        ImageDataset(paths, size=32, resize="stretch")
+
+
+def test_mixed_batches_are_seeded_per_batch_and_keep_label_mass(folder):
+    paths, y = folder
+    kw = dict(size=32, batch_size=4, augment="light", seed=2, mixup=0.4, cutmix=1.0)
+    a, b = ImageDataset(paths, y, **kw), ImageDataset(paths, y, **kw)
+    b1 = b[1]
+    np.testing.assert_array_equal(a[1][0], b1[0])
+    np.testing.assert_array_equal(a[1][1], b1[1])
+    plain = ImageDataset(paths, y, **{**kw, "mixup": 0.0, "cutmix": 0.0})
+    x, ym = a[0]
+    _, y0, rows = a.load_batch(0)
+    assert x.dtype == np.float32 and ym.shape == y0.shape
+    assert not np.array_equal(ym, y0)  # targets were mixed
+    assert ((ym >= 0) & (ym <= 1)).all() and np.isclose(ym.sum(), y0.sum(), rtol=0.5)
+    np.testing.assert_array_equal(plain.load_batch(0)[0], a.load_batch(0)[0])  # mixing comes after
+    par = ImageDataset(paths, y, workers=2, **kw)
+    for (gx, gy), i in zip(_epoch(par), range(len(a))):
+        np.testing.assert_array_equal(gx, a[i][0])
+        np.testing.assert_array_equal(gy, a[i][1])
+    with pytest.raises(InputError, match="need labels and an augment preset"):
+        ImageDataset(paths, y, size=32, mixup=0.2)

@@ -125,3 +125,56 @@ def test_cli_demo_data_prints_statistics(tmp_path, capsys):
 def test_bad_size_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="Unknown demo size 'huge'"):
         make_demo_dataset(tmp_path, size="huge")
+
+
+def test_default_variant_files_are_unchanged_by_the_variants(tmp_path):
+    """The default variant's bytes as they were before the hard variant existed (imet_kit 7831557,
+    this virtual environment's OpenCV / Pillow / scikit-image). If a library upgrade changes the
+    rendering, regenerate the value with that commit's code, not with the current one."""
+    make_demo_dataset(tmp_path / "d", n_train=6, n_test=2, seed=0)
+    assert digest(tmp_path / "d") == "c44f84e9b416127acfc0a4eb25029b5e85c916d8"
+    assert make_demo_dataset(tmp_path / "v", n_train=6, n_test=2, seed=0, variant="default")["n_classes"] == 49
+    assert digest(tmp_path / "v") == digest(tmp_path / "d")
+
+
+@pytest.fixture(scope="module")
+def hard(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hard")
+    make_demo_dataset(root, n_train=60, n_test=10, seed=2, variant="hard")
+    return root
+
+
+def test_hard_variant_small_objects_on_wide_images_98_labels(hard):
+    from imet_kit.data.images import read_image
+
+    ds = load_dataset(hard)
+    assert ds.space.n_classes == 98 and ds.space.group_names == ("culture", "tag")
+    assert sum(n.startswith("tag::glyph_") for n in ds.space.names) == 49
+    assert {"tag::glyph_lower_b", "tag::glyph_lower_d", "tag::glyph_lower_p", "tag::glyph_lower_q"} <= \
+        set(ds.space.names)  # mirror pairs: flipping changes the label
+    y = np.asarray(ds.train.y)
+    assert y.sum(1).min() >= 1 and y.sum(1).max() <= 10 and y.sum(1).mean() > 3
+    glyphs = [i for i, n in enumerate(ds.space.names) if n.startswith("tag::glyph_")]
+    assert y[:, glyphs].sum() > 30  # glyph stickers are common
+    aspects = []
+    for p in ds.train_paths[:30]:
+        h, w = read_image(p).shape[:2]
+        assert 128 <= h <= 192 and h <= w <= 2.4 * h + 1
+        aspects.append(w / h)
+    assert max(aspects) > 1.8 and min(aspects) < 1.4
+    info = json.loads((hard / "demo_info.json").read_text())
+    assert info["variant"] == "hard" and info["n_classes"] == 98
+
+
+def test_hard_variant_is_deterministic_and_named_in_errors(tmp_path):
+    make_demo_dataset(tmp_path / "a", n_train=5, n_test=2, seed=4, variant="hard")
+    make_demo_dataset(tmp_path / "b", n_train=5, n_test=2, seed=4, variant="hard")
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    with pytest.raises(InputError, match="Unknown demo variant 'easy'. Expected one of: default, hard"):
+        make_demo_dataset(tmp_path / "c", variant="easy")
+
+
+def test_cli_demo_data_hard_variant(tmp_path, capsys):
+    assert main(["demo-data", str(tmp_path / "h"), "--variant", "hard", "--seed", "1"]) == 0
+    assert "train images       160" in capsys.readouterr().out
+    assert json.loads((tmp_path / "h" / "demo_info.json").read_text())["variant"] == "hard"

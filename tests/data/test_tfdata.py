@@ -92,6 +92,8 @@ def test_predict_mode_keeps_file_order(files, records):
     np.testing.assert_array_equal(xs, want)
     with pytest.raises(InputError, match="shuffle"):
         make_tf_dataset(records, size=31, with_labels=False, shuffle=True)
+    with pytest.raises(InputError, match="randaugment' has no in-graph counterpart"):
+        make_tf_dataset(records, size=31, augment="randaugment")  # never silently plain crops
 
 
 @pytest.mark.parametrize("preset", ["notebook", "strong"])

@@ -6,6 +6,7 @@ import pytest
 
 from imet_kit.errors import InputError
 from imet_kit.models import (
+    AvgMaxPooling2D,
     GeMPooling2D,
     build_classifier,
     load_classifier,
@@ -54,7 +55,20 @@ def test_gem_layer_round_trip_keeps_learned_p(tmp_path):
     assert loaded.get_layer("gem").get_config()["eps"] == 1e-5
 
 
-@pytest.mark.parametrize("pooling", ["avg", "max", "gem"])
+def test_avgmax_is_max_then_average_concatenated():
+    x = RNG.normal(size=(3, 5, 7, 4)).astype("float32")
+    got = keras.ops.convert_to_numpy(AvgMaxPooling2D()(x))
+    np.testing.assert_allclose(got, np.concatenate([x.max(axis=(1, 2)), x.mean(axis=(1, 2))], -1), rtol=1e-6)
+    layer = pooling_layer("avgmax", name="pool")
+    assert isinstance(layer, AvgMaxPooling2D) and layer.name == "pool"
+    assert layer.compute_output_shape((None, 5, 7, 4)) == (None, 8)
+    again = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert isinstance(again, AvgMaxPooling2D) and again.get_config() == layer.get_config()
+    with pytest.raises(InputError, match="avg, max, gem, avgmax"):
+        pooling_layer("sum")
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max", "gem", "avgmax"])
 def test_classifier_round_trip_identical_outputs(tmp_path, pooling):
     model = build_classifier("tiny_cnn", 6, input_size=(33, 31), pooling=pooling, embedding_dim=16)
     names = [layer.name for layer in model.layers]

@@ -8,7 +8,7 @@ import pytest
 
 from imet_kit.errors import InputError
 from imet_kit.plots.training import plot_lr_schedule
-from imet_kit.training.schedules import WarmupCosineSchedule, lr_values
+from imet_kit.training.schedules import OneCycleSchedule, WarmupCosineSchedule, lr_values
 
 
 def test_schedule_shape_by_hand():
@@ -45,6 +45,40 @@ def test_schedule_round_trips_inside_a_saved_model(tmp_path):
     assert isinstance(sched, WarmupCosineSchedule) and sched.get_config() == s.get_config()
     assert float(loaded.optimizer.learning_rate) == pytest.approx(float(s(2)))
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_one_cycle_matches_pytorch_formula_by_hand():
+    """PyTorch OneCycleLR(anneal_strategy='cos'): _annealing_cos(start, end, pct)."""
+    s = OneCycleSchedule(0.02, total_steps=200, warmup_steps=50, div_factor=20.0, final_div_factor=50.0)
+    lr = lr_values(s, 240)
+    start, end = 0.02 / 20, 0.02 / 20 / 50
+
+    def cos(a, b, pct):
+        return b + (a - b) / 2 * (1 + np.cos(math.pi * pct))
+
+    np.testing.assert_allclose(lr[:51], cos(start, 0.02, np.arange(51) / 50), rtol=1e-5)
+    np.testing.assert_allclose(lr[50:201], cos(0.02, end, np.arange(151) / 150), rtol=1e-4)
+    np.testing.assert_allclose(lr[200:], end, rtol=1e-5)  # floor after total_steps
+    assert lr.argmax() == 50 and np.all(np.diff(lr[:51]) > 0) and np.all(np.diff(lr[50:201]) < 0)
+    with pytest.raises(InputError, match="warmup_steps <= total_steps"):
+        OneCycleSchedule(1e-3, total_steps=10, warmup_steps=11)
+    with pytest.raises(InputError, match="div_factor >= 1"):
+        OneCycleSchedule(1e-3, total_steps=10, div_factor=0.5)
+
+
+def test_one_cycle_round_trips_inside_a_saved_model(tmp_path):
+    s = OneCycleSchedule(1e-2, total_steps=40, warmup_steps=12, div_factor=10.0)
+    again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(s))
+    assert isinstance(again, OneCycleSchedule) and again.get_config() == s.get_config()
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=s), loss="mse")
+    x, y = np.ones((8, 3), "float32"), np.zeros((8, 2), "float32")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    sched = loaded.optimizer._learning_rate
+    assert isinstance(sched, OneCycleSchedule) and sched.get_config() == s.get_config()
+    assert float(loaded.optimizer.learning_rate) == pytest.approx(float(s(2)))
 
 
 def test_plot_writes_a_png(tmp_path):
