@@ -30,6 +30,24 @@ class Prediction:
     tta: int
 
 
+def _check_folds(run: RunDir, folds: list[int] | None) -> list[int]:
+    """The fold models to use: ``folds`` (default: every trained fold), each one trained."""
+    trained = run.trained_folds()
+    if not trained:
+        raise InputError(f"Run '{run.path}' has no trained fold (no fold*/best.keras). Train it first.")
+    folds = trained if folds is None else list(folds)
+    missing = [k for k in folds if k not in trained]
+    if missing:
+        raise InputError(f"Fold {missing[0]} has no model in '{run.path}'; trained folds: {trained}.")
+    return folds
+
+
+def _check_batch_size(batch_size: int | None) -> None:
+    if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
+        raise InputError(f"batch size (--batch-size) must be an integer >= 1, or left out for the "
+                         f"run's; received {batch_size!r}.")
+
+
 def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[int] | None = None,
                   batch_size: int | None = None, progress: bool = True) -> tuple[np.ndarray, list[int]]:
     """Mean sigmoid probabilities over fold models and ``tta`` deterministic views."""
@@ -42,14 +60,9 @@ def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[in
     from imet_kit.training.engine import resolve_size
 
     config = run.load_config()
-    trained = run.trained_folds()
-    if not trained:
-        raise InputError(f"Run '{run.path}' has no trained fold (no fold*/best.keras). Train it first.")
-    folds = trained if folds is None else list(folds)
-    missing = [k for k in folds if k not in trained]
-    if missing:
-        raise InputError(f"Fold {missing[0]} has no model in '{run.path}'; trained folds: {trained}.")
+    folds = _check_folds(run, folds)
     views = tta_views(tta)
+    _check_batch_size(batch_size)
     size = resolve_size(config)
     batch = batch_size or config.batch_size
     total = None
@@ -89,20 +102,27 @@ def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
     Example:
         >>> pred = predict("runs/demo", "demo_data", tta=4, out="submission.csv")  # doctest: +SKIP
     """
+    from imet_kit.data.augment import tta_views
+    from imet_kit.data.images import check_images
     from imet_kit.multilabel.oof import apply_thresholds, load_thresholds
     from imet_kit.multilabel.thresholds import binarize
 
+    # every argument is checked before TensorFlow loads (a bad --tta fails in about a second)
     run_dir = RunDir(run)
     run_dir.require()
+    tta_views(tta)
+    _check_batch_size(batch_size)
+    folds = _check_folds(run_dir, folds)
+    if threshold is not None and not 0 < threshold < 1:
+        raise InputError(f"--threshold must be in (0, 1); received {threshold}.")
     data = Path(data)
     space = read_labels(data / "labels.csv")
     run_dir.check_same_labels(space, data)
     sub = read_annotations(data / "sample_submission.csv", space, allow_empty=True)
     paths = find_images(data / "test", sub.ids, what="test images")
+    check_images(paths)  # header and end marker of each: cheap, before any model loads
     config = run_dir.load_config()
     if threshold is not None:
-        if not 0 < threshold < 1:
-            raise InputError(f"--threshold must be in (0, 1); received {threshold}.")
         saved = None
     else:
         saved = load_thresholds(run_dir)

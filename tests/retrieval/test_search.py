@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from imet_kit.cli.main import main
-from imet_kit.errors import InputError
+from imet_kit.errors import DataFileError, InputError
 from imet_kit.retrieval.clean import clean_by_class_similarity
-from imet_kit.retrieval.embed import embed_images, list_images, load_embeddings
+from imet_kit.retrieval.embed import PARTIAL, embed_images, list_images, load_embeddings
 from imet_kit.retrieval.metrics import map_at_k
 from imet_kit.retrieval.search import Neighbours, search, vote
 
@@ -130,7 +130,7 @@ def _write_images(folder, n, rng):
         cv2.imwrite(str(folder / f"img{i:02d}.png"), img)
 
 
-def test_export_embed_in_chunks_and_resume(tmp_path):
+def test_export_embed_in_chunks_and_resume(tmp_path, monkeypatch):
     from imet_kit.retrieval.embed import export_embedding_model
 
     rng = np.random.default_rng(0)
@@ -146,20 +146,68 @@ def test_export_embed_in_chunks_and_resume(tmp_path):
     x = np.stack([cv2.resize(read_image(p), (16, 16), interpolation=cv2.INTER_AREA) for p in paths])
     np.testing.assert_allclose(es.embeddings, emb_model.predict(x.astype("float32"), verbose=0), atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(es.embeddings, axis=1), 1.0, atol=1e-5)
-    # Interrupted after the first chunk: a rerun computes only rows 3.. (row 0 keeps a marker).
-    state = json.loads((out / "progress.json").read_text())
-    (out / "progress.json").write_text(json.dumps({**state, "done": 3}))
-    mm = np.load(out / "embeddings.npy", mmap_mode="r+")
-    mm[0], mm[3:] = 7.0, 0.0
+    # Interrupted in the second chunk: a rerun computes only rows 3.. (row 0 keeps a marker).
+    fresh = tmp_path / "again"
+    _interrupt_after(emb_model, 2, monkeypatch)  # two batches of 2 + 1 = the first chunk of 3
+    with pytest.raises(KeyboardInterrupt):
+        embed_images(emb_model, paths, ids, fresh, labels=list("aabbccd"), batch_size=2,
+                     chunk_size=3, progress=False)
+    with pytest.raises(DataFileError, match="unfinished"):
+        load_embeddings(fresh)
+    partial = fresh / PARTIAL
+    assert json.loads((partial / "progress.json").read_text())["done"] == 3
+    mm = np.load(partial / "embeddings.npy", mmap_mode="r+")
+    mm[0] = 7.0
     mm.flush()
     del mm
-    with pytest.raises(InputError, match="incomplete"):
-        load_embeddings(out)
-    embed_images(emb_model, paths, ids, out, labels=list("aabbccd"), batch_size=2, chunk_size=3,
+    monkeypatch.undo()
+    embed_images(emb_model, paths, ids, fresh, labels=list("aabbccd"), batch_size=2, chunk_size=3,
                  progress=False)
-    again = load_embeddings(out, mmap=False).embeddings
-    assert (again[0] == 7.0).all()
+    again = load_embeddings(fresh, mmap=False).embeddings
+    assert (again[0] == 7.0).all() and not partial.exists()
     np.testing.assert_allclose(again[3:], es.embeddings[3:], atol=1e-6)
+
+
+def _interrupt_after(model, calls, monkeypatch):
+    """Make ``model.predict_on_batch`` raise KeyboardInterrupt after ``calls`` calls (Ctrl-C)."""
+    real, count = model.predict_on_batch, [0]
+
+    def predict_on_batch(x):
+        count[0] += 1
+        if count[0] > calls:
+            raise KeyboardInterrupt
+        return real(x)
+
+    monkeypatch.setattr(model, "predict_on_batch", predict_on_batch)
+
+
+def test_a_rerun_killed_partway_keeps_the_finished_embeddings(tmp_path, monkeypatch):
+    """`embed --no-resume` over a finished folder, killed partway: the old set stays whole and
+    usable (progress.json never says complete over unwritten rows); a rerun finishes the job."""
+    rng = np.random.default_rng(2)
+    _write_images(tmp_path / "imgs", 5, rng)
+    ids, paths = list_images(tmp_path / "imgs")
+    model = _tiny_embedding_model()
+    out = embed_images(model, paths, ids, tmp_path / "e", batch_size=2, chunk_size=2, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    _interrupt_after(model, 2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        embed_images(model, paths, ids, out, batch_size=2, chunk_size=2, resume=False, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    first = load_embeddings(out, mmap=False).embeddings
+    assert first.shape == (5, 6) and np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-5)
+    monkeypatch.undo()
+    embed_images(model, paths, ids, out, batch_size=2, chunk_size=2, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["embeddings.npy", "ids.csv", "progress.json"]
+    np.testing.assert_allclose(load_embeddings(out).embeddings, first, atol=1e-6)
+
+
+def test_embed_refuses_a_classifier():
+    from imet_kit.models.classifier import build_classifier
+
+    with pytest.raises(InputError, match="classifier.*'probs'.*embedding.keras"):
+        embed_images(build_classifier("tiny_cnn", 3, input_size=32, weights=None), ["a.png"], ["a"],
+                     "unused")
 
 
 def test_embed_and_search_commands(tmp_path, capsys):
