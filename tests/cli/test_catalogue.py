@@ -577,7 +577,7 @@ CASES = [
     C("search-out-is-a-folder", ["search", "{emb}", "{emb}", "--out", "{w}"], ("is a folder",)),
     C("search-out-under-a-file", ["search", "{emb}", "{emb}", "--out", "{w}/file.txt/r.csv"], ("is a file, not a folder",)),
     C("search-out-read-only", ["search", "{emb}", "{emb}", "--out", "{readonly}/r.csv"], ("refuses new files",), readonly=True),
-    C("search-other-width", ["search", "{emb}", "{w}/h", "--out", "{w}/r.csv"], ("embed both with the same model",),
+    C("search-other-width", ["search", "{emb}", "{w}/h", "--out", "{w}/r.csv"], ("of one width", "Embed both with the same model"),
       setup=lambda w, e: hand_embeddings(w / "h", 4, 3)),
     C("search-exclude-self-other-gallery", ["search", "{emb}", "{w}/h", "--out", "{w}/r.csv", "--exclude-self"],
       ("--exclude-self needs the queries to be the gallery",), setup=lambda w, e: hand_embeddings(w / "h", 4, 512)),
