@@ -20,17 +20,45 @@ class DataFileError(InputError, FileNotFoundError):
     """A file or folder the user pointed at is missing or unreadable."""
 
 
-class ImageReadError(ImetKitError, OSError):
-    """An image file exists but cannot be decoded (corrupt, truncated, not an image)."""
+IMAGE_HINT = ("Expected readable PNG/JPEG/BMP/TIFF/WebP files: re-export or replace each file "
+              "named, or remove it and its row from the CSV that lists it.")
 
-    def __init__(self, path: str, reason: str = "") -> None:
+
+class ImageReadError(ImetKitError, OSError):
+    """An image file exists but cannot be read (corrupt, truncated, empty, not an image).
+
+    Args:
+        path: the file.
+        reason: what is wrong with it, e.g. "the file is empty".
+        others: ``(path, reason)`` of further unreadable files found in the same check; the
+            message names the first few and counts the rest.
+
+    The message ends with :data:`IMAGE_HINT`; the CLI shows :meth:`describe` with the hint that
+    fits the command in use instead (``--skip-corrupt`` only where the command accepts it).
+    """
+
+    def __init__(self, path: str, reason: str = "", *, others=()) -> None:
         self.path = str(path)
         self.reason = reason
-        msg = f"Cannot decode image '{self.path}'"
-        msg += f": {reason}" if reason else ""
-        msg += ". Expected a readable PNG/JPEG/BMP/TIFF/WebP file; re-export or remove it"
-        msg += " (or pass skip_corrupt=True / --skip-corrupt to skip and count such files)."
-        super().__init__(msg)
+        self.others = [(str(p), r) for p, r in others]
+        super().__init__(self.describe())
+
+    def describe(self, hint: str | None = None) -> str:
+        """The message, ending with ``hint`` (default :data:`IMAGE_HINT`)."""
+        msg = f"Cannot read image '{self.path}'" + (f": {self.reason}" if self.reason else "")
+        if self.others:
+            named = ", ".join(f"'{p}' ({r})" for p, r in self.others[:3])
+            rest = len(self.others) - 3
+            msg += f"; {len(self.others)} more cannot be read either: {named}"
+            msg += f" and {rest} more" if rest > 0 else ""
+        return f"{msg}. {hint or IMAGE_HINT}"
+
+    def __reduce__(self):  # keep path and reason when a worker process sends it back
+        return _rebuild_image_error, (self.path, self.reason, self.others)
+
+
+def _rebuild_image_error(path: str, reason: str, others) -> ImageReadError:
+    return ImageReadError(path, reason, others=others)
 
 
 class WeightsUnavailableError(ImetKitError, RuntimeError):

@@ -22,24 +22,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
     from pathlib import Path
 
-    from imet_kit.atomic import atomic_write_csv
+    from imet_kit.atomic import atomic_path
+    from imet_kit.cli import _checks
     from imet_kit.errors import InputError
     from imet_kit.retrieval.clean import clean_by_class_similarity
     from imet_kit.retrieval.embed import load_embeddings
 
+    if not -1 <= args.threshold <= 1:
+        raise InputError(f"--threshold is a cosine similarity in [-1, 1]; received {args.threshold}.")
+    report_path = Path(args.out).with_name(f"{Path(args.out).stem}_report.csv")
+    out = _checks.output_file(args.out, beside=(report_path,))
     emb = load_embeddings(args.embeddings)
     if emb.labels is None:
         raise InputError(f"'{args.embeddings}' has no labels; embed with --csv FILE holding a label "
                          f"column so that classes are known.")
-    if not -1 <= args.threshold <= 1:
-        raise InputError(f"--threshold is a cosine similarity in [-1, 1]; received {args.threshold}.")
     report = clean_by_class_similarity(emb.embeddings, list(emb.labels), args.threshold, ids=emb.ids)
-    out = Path(args.out)
     kept = report.table[report.table["kept"]][["id", "label"]]
-    atomic_write_csv(kept, out)
-    atomic_write_csv(report.table, out.with_name(f"{out.stem}_report.csv"))
+    with contextlib.ExitStack() as stack:  # both files or neither
+        kept.to_csv(stack.enter_context(atomic_path(out)), index=False)
+        report.table.to_csv(stack.enter_context(atomic_path(report_path)), index=False)
     print(report.summary())
-    print(f"wrote {out} and {out.with_name(f'{out.stem}_report.csv')}")
+    print(f"wrote {out} and {report_path}")
     return 0

@@ -29,11 +29,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import shutil
+    from pathlib import Path
+
+    from imet_kit.cli import _checks
     from imet_kit.data.demo import make_demo_dataset
     from imet_kit.data.stats import dataset_report, format_report
     from imet_kit.multilabel.evaluate import holdout_baseline
 
-    make_demo_dataset(args.path, size=args.size, seed=args.seed, variant=args.variant)
+    _checks.at_least("--seed", args.seed, 0)
+    _checks.output_folder(args.path, "PATH")
+    created = not Path(args.path).exists()
+    try:
+        make_demo_dataset(args.path, size=args.size, seed=args.seed, variant=args.variant)
+    except BaseException:
+        if created:  # a half-made dataset would pass for a whole one
+            shutil.rmtree(args.path, ignore_errors=True)
+        raise
     report = dataset_report(args.path)
     baseline = holdout_baseline(args.path)
     if baseline:

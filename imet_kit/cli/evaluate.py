@@ -28,8 +28,10 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from imet_kit.cli import _checks
     from imet_kit.data.folder import load_dataset
     from imet_kit.data.labels import read_annotations
+    from imet_kit.errors import InputError
     from imet_kit.multilabel.evaluate import (
         default_truth,
         evaluate,
@@ -38,9 +40,18 @@ def run(args: argparse.Namespace) -> int:
         most_frequent_baseline,
     )
 
-    truth = args.truth or default_truth(args.data)
+    _checks.input_folder(args.data, "--data", "a dataset folder with labels.csv")
+    truth = _checks.input_file(args.truth or default_truth(args.data), "--truth",
+                               "a CSV of true labels (id,attribute_ids; default "
+                               "DATA/holdout/test_labels.csv)")
     labels = Path(args.data) / "labels.csv"
     sources = args.submission or [args.probs]
+    for src in args.submission or []:
+        _checks.input_file(src, "--submission", "a submission CSV (id,attribute_ids)")
+    if args.probs:
+        if not 0 < args.threshold < 1:
+            raise InputError(f"--threshold must be in (0, 1); received {args.threshold}.")
+        _checks.npy_file(args.probs, "--probs", "a probabilities .npy written by imet-kit predict")
     rows = {}
     for src in sources:
         kw = {"submission": src} if args.submission else {"probs": src, "threshold": args.threshold}

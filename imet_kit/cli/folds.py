@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from imet_kit.atomic import atomic_write_csv
+    from imet_kit.cli import _checks
     from imet_kit.data.labels import read_annotations, read_labels
-    from imet_kit.errors import DataFileError
     from imet_kit.folds.maker import make_folds
     from imet_kit.folds.report import (
         fold_label_counts,
@@ -54,16 +54,13 @@ def run(args: argparse.Namespace) -> int:
     )
     from imet_kit.plots.folds import plot_fold_report
 
-    root = Path(args.data)
-    if not root.is_dir():
-        raise DataFileError(
-            f"Dataset folder '{root}' does not exist. Expected a folder with labels.csv and "
-            f"train.csv (make one with `imet-kit demo-data {root}`)."
-        )
+    root = _checks.input_folder(args.data, "--data", "a dataset folder with labels.csv and "
+                                f"train.csv (make one with `imet-kit demo-data {args.data}`)")
+    _checks.at_least("--seed", args.seed, 0)  # the fold count is checked by make_folds
+    out = _checks.output_file(args.out, beside=report_paths(args.out))
     space = read_labels(root / "labels.csv")
     train = read_annotations(root / "train.csv", space, sparse=True)
     folds = make_folds(train.y, args.folds, method=args.method, seed=args.seed)
-    out = Path(args.out)
     atomic_write_csv(pd.DataFrame({"id": train.ids, "fold": folds}), out)
     report = fold_report(train.y, folds, args.folds, label_names=space.names,
                          method=args.method, seed=args.seed, data=str(root), folds_csv=str(out))

@@ -19,6 +19,10 @@ def _fold_list(text: str) -> list[int]:
     return folds
 
 
+IMAGE_HINT = ("Re-export or replace each file named in the test folder (every id of "
+              "sample_submission.csv needs a readable image).")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run folder of imet-kit train")
     p.add_argument("--data", required=True, help="dataset folder (labels.csv, sample_submission.csv, test/)")
@@ -47,42 +51,59 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
     from pathlib import Path
 
     import numpy as np
 
+    from imet_kit.atomic import atomic_path
+    from imet_kit.cli import _checks
     from imet_kit.data.labels import read_annotations
     from imet_kit.multilabel.evaluate import default_truth, format_scores, score_labels
-    from imet_kit.multilabel.predict import predict, probs_path
+    from imet_kit.multilabel.predict import predict, probs_path, write_submission
     from imet_kit.training.rundir import RunDir
 
+    _checks.run_folder(args.run, thresholds=args.threshold is None)
+    _checks.input_folder(args.data, "--data", "a dataset folder (labels.csv, "
+                         "sample_submission.csv, test/)")
+    if args.truth:
+        _checks.input_file(args.truth, "--truth", "a CSV of true test labels (id,attribute_ids)")
+    gallery = Path(args.out).with_name(f"{Path(args.out).stem}_gallery.png")
+    out = _checks.output_file(args.out, beside=(probs_path(args.out), gallery))
     folds = None
     if args.folds or args.fold_list:
         folds = sorted(set(args.folds or []) | set(args.fold_list or []))
-    pred = predict(args.run, args.data, tta=args.tta, out=args.out, threshold=args.threshold,
+    pred = predict(args.run, args.data, tta=args.tta, threshold=args.threshold,
                    threshold_mode=args.threshold_mode, folds=folds, batch_size=args.batch_size,
                    refit=not args.no_refit, stack=not args.no_stack, pipeline=args.pipeline)
-    extras = "".join([", + refit model" if pred.refit else "", ", stacked" if pred.stacked else ""])
-    print(f"wrote {args.out} ({len(pred.ids)} images, folds {pred.folds}, TTA {pred.tta}{extras}) "
-          f"and {probs_path(args.out)}")
     truth = Path(args.truth) if args.truth else default_truth(args.data)
     space = RunDir(args.run).load_space()
-    y_true = None
+    y_true = scores = None
     if truth.is_file():
         true = read_annotations(truth, space)
         where = {i: r for r, i in enumerate(true.ids)}
         if all(i in where for i in pred.ids):
             y_true = np.asarray(true.y)[[where[i] for i in pred.ids]]
             scores = score_labels(y_true, pred.labels, space)
-            print(format_scores(scores, f"scored against {truth}"))
-    if not args.no_gallery:
-        from imet_kit.data.folder import find_images
-        from imet_kit.data.images import read_image
-        from imet_kit.plots.gallery import plot_gallery
+    # the submission, its probabilities and the gallery go to temporary names, renamed together
+    # once all are written: a failure (a full disk, Ctrl-C) leaves the previous three as they were
+    with contextlib.ExitStack() as stack:
+        write_submission(stack.enter_context(atomic_path(out)), pred.ids, pred.labels, space)
+        np.save(stack.enter_context(atomic_path(probs_path(out), keep_suffix=True)), pred.probs)
+        if not args.no_gallery:
+            from imet_kit.data.folder import find_images
+            from imet_kit.data.images import read_image
+            from imet_kit.plots.gallery import plot_gallery
 
-        out = Path(args.out)
-        paths = find_images(Path(args.data) / "test", pred.ids[:12], what="test images")
-        png = plot_gallery([read_image(p) for p in paths], pred.ids[:12], pred.labels[:12], space.names, out.with_name(f"{out.stem}_gallery.png"),
-                           truth=None if y_true is None else y_true[:12].astype(bool))
-        print(f"gallery: {png}")
+            paths = find_images(Path(args.data) / "test", pred.ids[:12], what="test images")
+            plot_gallery([read_image(p) for p in paths], pred.ids[:12], pred.labels[:12], space.names,
+                         stack.enter_context(atomic_path(gallery, keep_suffix=True)),
+                         truth=None if y_true is None else y_true[:12].astype(bool))
+    extras = "".join([", + refit model" if pred.refit else "", ", stacked" if pred.stacked else ""])
+    print(f"wrote {out} ({len(pred.ids)} images, folds {pred.folds}, TTA {pred.tta}{extras}) "
+          f"and {probs_path(out)}")
+    if scores is not None:
+        print(format_scores(scores, f"scored against {truth}"))
+    if not args.no_gallery:
+        print(f"gallery: {gallery}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -43,15 +44,18 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from imet_kit.atomic import atomic_write_csv
+    from imet_kit.atomic import atomic_path
+    from imet_kit.cli import _checks
     from imet_kit.errors import InputError
     from imet_kit.retrieval.embed import load_embeddings
     from imet_kit.retrieval.metrics import gap, map_at_k, recall_at_k
     from imet_kit.retrieval.search import search, vote
 
-    if args.k < 1 or args.vote_k < 1 or args.rerank_top < 1:
-        raise InputError(f"-k, --vote-k and --rerank-top must be >= 1; received {args.k}, "
-                         f"{args.vote_k}, {args.rerank_top}.")
+    for flag, value in (("-k", args.k), ("--vote-k", args.vote_k), ("--rerank-top", args.rerank_top),
+                        ("--query-block", args.query_block), ("--gallery-block", args.gallery_block)):
+        _checks.at_least(flag, value)
+    metrics_path = Path(args.out).with_suffix(".metrics.json")
+    out = _checks.output_file(args.out, beside=(metrics_path,))
     q, g = load_embeddings(args.queries), load_embeddings(args.gallery)
     if args.exclude_self and len(q.ids) != len(g.ids):
         raise InputError(f"--exclude-self needs the queries to be the gallery; received "
@@ -80,11 +84,15 @@ def run(args: argparse.Namespace) -> int:
                        "recall@1": recall_at_k(nb.indices, q.labels, g.labels, 1, **kw),
                        f"recall@{nb.indices.shape[1]}": recall_at_k(nb.indices, q.labels, g.labels, args.k, **kw),
                        "gap": gap(table["label"], table["confidence"], q.labels)}
-    atomic_write_csv(table, args.out)
-    line = f"wrote {len(table)} queries x {nb.indices.shape[1]} neighbours -> {args.out}"
+    # both files or neither: each goes to a temporary name, renamed once both are written
+    with contextlib.ExitStack() as stack:
+        table.to_csv(stack.enter_context(atomic_path(out)), index=False)
+        if metrics:
+            stack.enter_context(atomic_path(metrics_path)).write_text(json.dumps(metrics, indent=2))
+        else:  # an older run's metrics would describe other neighbours
+            metrics_path.unlink(missing_ok=True)
+    line = f"wrote {len(table)} queries x {nb.indices.shape[1]} neighbours -> {out}"
     if metrics:
-        metrics_path = Path(args.out).with_suffix(".metrics.json")
-        metrics_path.write_text(json.dumps(metrics, indent=2))
         line += "; " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     print(line)
     return 0

@@ -15,6 +15,10 @@ DESCRIPTION = (
 )
 
 
+IMAGE_HINT = ("Re-export or replace each file named, or pass --skip-corrupt to leave unreadable "
+              "images out (they are counted in a warning and listed in tfrecords.json).")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="dataset folder in iMet layout (labels.csv, train.csv, train/)")
     p.add_argument("out", help="output folder for the shards and tfrecords.json")
@@ -34,8 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from imet_kit.cli import _checks
     from imet_kit.data.folder import load_dataset
-    from imet_kit.data.tfdata import write_tfrecords
+    from imet_kit.data.images import check_images
     from imet_kit.errors import InputError
 
     if not 1 <= args.quality <= 100:
@@ -45,12 +50,21 @@ def run(args: argparse.Namespace) -> int:
                          f"{args.shard_size}, {args.workers}.")
     if args.shorter_side is not None and args.shorter_side < 1:
         raise InputError(f"--shorter-side must be >= 1; received {args.shorter_side}.")
+    _checks.input_folder(args.data, "DATA", "a dataset folder in iMet layout (labels.csv, "
+                         "train.csv, train/)")
+    _checks.output_folder(args.out, "OUT")
     ds = load_dataset(args.data, check_images=args.split == "train")
     if args.split == "train":
         paths, y, ids = ds.train_paths, ds.train.y, ds.train.ids
     else:
         ids = ds.test_ids()
         paths, y = ds.test_paths(ids), None
+    if not paths:
+        raise InputError(f"The {args.split} split of '{args.data}' lists no images; nothing to write.")
+    if not args.skip_corrupt:
+        check_images(paths, workers=args.workers)  # cheap, before TensorFlow loads
+    from imet_kit.data.tfdata import write_tfrecords
+
     meta = write_tfrecords(
         paths, args.out, y=y, ids=ids, label_names=ds.space.names,
         image_format=args.image_format, quality=args.quality, label_format=args.label_format,

@@ -18,6 +18,10 @@ DESCRIPTION = (
 S = argparse.SUPPRESS
 
 
+IMAGE_HINT = ("Re-export or replace each file named, or remove it and its row from train.csv; "
+              "then rerun (with --resume if the run folder was created).")
+
+
 def _bool(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
@@ -164,18 +168,22 @@ def list_recipes() -> str:
 def resolve_config(args: argparse.Namespace, skip: tuple[str, ...] = ()):
     """defaults < --recipe < --config FILE < flags; with --resume and no other source, the run's
     own config. ``skip``: argument names that are not TrainConfig fields."""
+    from imet_kit.cli import _checks
     from imet_kit.config import TrainConfig, load_config_file, load_recipe
     from imet_kit.training.rundir import RunDir
 
-    skip = {"config", "resume", "json", "verbose", "command", "_run", *skip}
+    skip = {"config", "resume", "json", "verbose", "command", "_run", "_image_hint", *skip}
     flags = {k: v for k, v in vars(args).items() if k not in skip}
     if "train_folds" in flags:
         flags["train_folds"] = tuple(flags["train_folds"])
     base: dict = {}
     if getattr(args, "resume", False) and "out" in flags and RunDir(flags["out"]).exists():
-        base = RunDir(flags["out"]).load_config().to_dict()
+        base = _checks.run_folder(flags["out"]).load_config().to_dict()
         base["train_folds"] = None
-    file = load_config_file(args.config) if args.config else {}
+    file = {}
+    if args.config:
+        _checks.input_file(args.config, "--config", "a JSON file of TrainConfig fields")
+        file = load_config_file(args.config)
     recipe = flags.pop("recipe", None) or file.get("recipe")
     if recipe:
         base.update(load_recipe(recipe))
@@ -185,8 +193,12 @@ def resolve_config(args: argparse.Namespace, skip: tuple[str, ...] = ()):
 
 
 def run(args: argparse.Namespace) -> int:
+    from imet_kit.cli import _checks
+    from imet_kit.data.images import check_images
     from imet_kit.errors import InputError
     from imet_kit.training.engine import train_cv
+    from imet_kit.training.task import get_task
+    from imet_kit.training.validate import check_config
 
     if getattr(args, "recipe", None) == "list":
         print(list_recipes())
@@ -194,6 +206,12 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     if not config.data:
         raise InputError("--data is required: the dataset folder (labels.csv, train.csv, train/).")
+    # before anything is written: the config, the output folder, the data and its images
+    check_config(config)
+    task = get_task(config.task)
+    _checks.output_folder(config.out)
+    _checks.input_folder(config.data, "--data", "a dataset folder (labels.csv, train.csv, train/)")
+    check_images(task.load_data(config).paths, workers=max(2, config.workers))
     summary = train_cv(config, resume=args.resume, report=print)
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -71,6 +72,26 @@ def _truncation_reason(data: bytes | np.ndarray, fmt: str) -> str:
             return ""
         return "the file is truncated (no JPEG end-of-image marker)"
     return ""
+
+
+def _png_damage(data: bytes | np.ndarray) -> str:
+    """Why a PNG's chunks are damaged ('' if every chunk up to IEND is whole and its CRC
+    matches). Checked before decoding: libpng prints "libpng error: ..." on stderr for a
+    damaged chunk, a second line next to the one-line error. About 0.1 ms per 300 KB."""
+    buf = memoryview(data if isinstance(data, bytes | bytearray) else data.tobytes())
+    pos, end = len(_PNG), len(buf)
+    while pos + 12 <= end:
+        length = int.from_bytes(buf[pos:pos + 4], "big")
+        kind = bytes(buf[pos + 4:pos + 8])
+        if pos + 12 + length > end:
+            return "the file is truncated (a PNG chunk runs past its end)"
+        crc = int.from_bytes(buf[pos + 8 + length:pos + 12 + length], "big")
+        if zlib.crc32(buf[pos + 4:pos + 8 + length]) != crc:
+            return f"the PNG data is damaged (checksum error in its {kind.decode('latin-1')} chunk)"
+        if kind == b"IEND":
+            return ""
+        pos += 12 + length
+    return "the file is truncated (no PNG IEND chunk)"
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
@@ -146,7 +167,7 @@ def decode_image(data: bytes | np.ndarray, name: str = "<bytes>", *, bgr: bool =
         raise ImageReadError(name, "the file is empty")
     head = arr[:16].tobytes()
     fmt = sniff_format(head)
-    reason = _truncation_reason(arr, fmt)
+    reason = _truncation_reason(arr, fmt) or (_png_damage(arr) if fmt == "png" else "")
     if reason:
         raise ImageReadError(name, reason)
     if fmt in ("jpeg", "tiff"):
@@ -157,8 +178,8 @@ def decode_image(data: bytes | np.ndarray, name: str = "<bytes>", *, bgr: bool =
     if img is None:
         img = _decode_with_pillow(arr.tobytes())
     if img is None:
-        what = f"a {fmt.upper()} file OpenCV and Pillow" if fmt else "not a format OpenCV or Pillow"
-        raise ImageReadError(name, f"{what} could not decode")
+        raise ImageReadError(name, f"the {fmt.upper()} data is damaged" if fmt else
+                             "the file is not an image (no PNG, JPEG, BMP, TIFF, WebP or GIF header)")
     return img if bgr else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -181,6 +202,10 @@ def read_image(path: str | os.PathLike, *, bgr: bool = False) -> np.ndarray:
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
+        if os.path.isdir(path):
+            raise ImageReadError(path, "it is a folder, not a file")
+        if os.path.islink(path):
+            raise ImageReadError(path, f"it is a link to '{os.readlink(path)}', which does not exist")
         raise DataFileError(
             f"Image file '{path}' does not exist. Expected an image file at that path; "
             f"check the image folder and the ids in the CSV."
@@ -192,26 +217,36 @@ def read_image(path: str | os.PathLike, *, bgr: bool = False) -> np.ndarray:
     return decode_image(data, path, bgr=bgr)
 
 
-def check_image_file(path: str | os.PathLike) -> str:
-    """Cheap pre-flight check of one file without decoding it.
+def check_image_file(path: str | os.PathLike, *, decode: bool = False) -> str:
+    """Check one file: cheaply (first and last bytes) or, with ``decode``, by decoding it.
 
-    Reads the first and last bytes only (the whole file only for a JPEG with data
-    after its end marker).
+    The cheap check reads the first and last bytes only (the whole file only for a JPEG with
+    data after its end marker); a file that passes it can still fail to decode.
 
     Returns:
-        '' if the file looks readable, else the reason (missing, empty, not an image,
-        truncated). A file that passes can still fail to decode.
+        '' if the file looks readable (decodes, with ``decode``), else the reason (missing,
+        empty, not an image, truncated, damaged).
     """
     path = os.fspath(path)
+    if decode:
+        try:
+            read_image(path, bgr=True)
+        except ImageReadError as exc:
+            return exc.reason
+        except DataFileError:
+            return "the file does not exist"
+        return ""
     try:
         size = os.path.getsize(path)
+        if os.path.isdir(path):
+            return "it is a folder, not a file"
         if size == 0:
             return "the file is empty"
         with open(path, "rb") as fh:
             head = fh.read(16)
             fmt = sniff_format(head)
             if fmt not in ("png", "jpeg"):
-                return "" if fmt else "not a recognised image format"
+                return "" if fmt else "the file is not an image (no PNG, JPEG, BMP, TIFF, WebP or GIF header)"
             fh.seek(max(0, size - _TAIL))
             tail = fh.read()
             if not _truncation_reason(tail, fmt):
@@ -224,15 +259,41 @@ def check_image_file(path: str | os.PathLike) -> str:
         return f"the file cannot be read ({exc.strerror or exc})"
 
 
-def scan_images(paths: Sequence[str | os.PathLike], *, workers: int = 4) -> dict[int, str]:
-    """Run :func:`check_image_file` over many files in threads.
+def scan_images(paths: Sequence[str | os.PathLike], *, workers: int = 4,
+                decode: bool = False) -> dict[int, str]:
+    """Run :func:`check_image_file` over many files in threads (OpenCV decodes without the GIL).
 
     Returns:
         ``{index: reason}`` for every file that failed the check (empty if all passed).
     """
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        reasons = list(pool.map(check_image_file, paths))
+        reasons = list(pool.map(lambda p: check_image_file(p, decode=decode), paths))
     bad = {i: r for i, r in enumerate(reasons) if r}
     if bad:
         log.debug("scan_images: %d of %d files failed the check", len(bad), len(paths))
     return bad
+
+
+def check_images(paths: Sequence[str | os.PathLike], *, decode: bool = False,
+                 workers: int | None = None) -> None:
+    """Raise one :class:`ImageReadError` naming the unreadable files among ``paths``, if any.
+
+    Args:
+        decode: decode every file (slow: about 2 ms per image per core) instead of the cheap
+            header and end-marker check.
+        workers: threads (default: one per CPU core).
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "e.png")
+        >>> open(p, "wb").close()
+        >>> check_images([p])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        imet_kit.errors.ImageReadError: Cannot read image '...e.png': the file is empty. ...
+    """
+    bad = scan_images(paths, workers=workers or os.cpu_count() or 2, decode=decode)
+    if bad:
+        (first, reason), *others = sorted(bad.items())
+        raise ImageReadError(os.fspath(paths[first]), reason,
+                             others=[(os.fspath(paths[i]), r) for i, r in others])

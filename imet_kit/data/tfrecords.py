@@ -3,14 +3,17 @@
 :func:`write_tfrecords` reads each image with :func:`imet_kit.data.images.read_image` (upright,
 RGB, 8-bit, alpha on white), optionally shrinks it, re-encodes it with :func:`encode_image`
 (JPEG or lossless PNG) and writes it with its id, size and label ids or multi-hot row as
-a ``tf.train.Example``, one shard file at a time (each renamed into place when complete),
-then the metadata that :func:`imet_kit.data.tfdata.read_metadata` and
-:func:`imet_kit.data.tfdata.make_tf_dataset` read back. :mod:`imet_kit.data.tfdata` re-exports
-these names.
+a ``tf.train.Example``, one shard file at a time under a temporary name. Once every shard is
+complete, the old metadata and shards are removed, the new shards renamed into place and the
+metadata written that :func:`imet_kit.data.tfdata.read_metadata` and
+:func:`imet_kit.data.tfdata.make_tf_dataset` read back; a failure or Ctrl-C before that removes
+the temporaries and leaves the folder as it was. :mod:`imet_kit.data.tfdata` re-exports these
+names.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -24,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from imet_kit.atomic import atomic_write_json
+from imet_kit.atomic import TMP_MARK, atomic_write_json
 from imet_kit.data import augment as aug
 from imet_kit.data.images import read_image
 from imet_kit.errors import ImageReadError, InputError
@@ -120,6 +123,7 @@ def write_tfrecords(
                          f"{'no' if y is None else y.shape[0]} label rows; expected one per path.")
     ycsr = None if y is None else sp.csr_matrix(y)
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
 
     def encode(i: int):
@@ -134,24 +138,39 @@ def write_tfrecords(
         return i, (encode_image(img, image_format, quality), img.shape), ""
 
     n_shards = math.ceil(len(paths) / shard_size)
-    shards, counts, skipped = [], [], {}
-    with ThreadPoolExecutor(max(1, workers)) as pool, tqdm(total=len(paths), desc="tfrecords",
-                                                           disable=None) as bar:
-        for s in range(n_shards):
-            name = f"{prefix}-{s:05d}-of-{n_shards:05d}.tfrecord"
-            tmp, count = out / f".{name}.tmp", 0
-            with tf.io.TFRecordWriter(str(tmp)) as writer:
-                for i, enc, reason in pool.map(encode, range(s * shard_size, min(len(paths), (s + 1) * shard_size))):
-                    bar.update()
-                    if enc is None:
-                        skipped[paths[i]] = reason
-                        continue
-                    row = None if ycsr is None else ycsr[i].toarray()[0].astype(np.float32)
-                    writer.write(_example(enc[0], enc[1], ids[i], row, label_format))
-                    count += 1
+    shards = [f"{prefix}-{s:05d}-of-{n_shards:05d}.tfrecord" for s in range(n_shards)]
+    tmps = [out / f".{name}{TMP_MARK}{os.getpid()}" for name in shards]
+    counts, skipped = [], {}
+    try:
+        with ThreadPoolExecutor(max(1, workers)) as pool, \
+                tqdm(total=len(paths), desc="tfrecords", disable=None) as bar:
+            for s, tmp in enumerate(tmps):
+                count = 0
+                with tf.io.TFRecordWriter(str(tmp)) as writer:
+                    rows = range(s * shard_size, min(len(paths), (s + 1) * shard_size))
+                    for i, enc, reason in pool.map(encode, rows):
+                        bar.update()
+                        if enc is None:
+                            skipped[paths[i]] = reason
+                            continue
+                        row = None if ycsr is None else ycsr[i].toarray()[0].astype(np.float32)
+                        writer.write(_example(enc[0], enc[1], ids[i], row, label_format))
+                        count += 1
+                counts.append(count)
+        # all shards written: the old metadata goes first, then its shards, then the new ones
+        (out / META_FILE).unlink(missing_ok=True)
+        for old in out.glob(f"{prefix}-*-of-*.tfrecord"):
+            if old.name not in shards:
+                old.unlink()
+        for tmp, name in zip(tmps, shards):
             os.replace(tmp, out / name)
-            shards.append(name)
-            counts.append(count)
+    except BaseException:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     if skipped:
         log.warning("Skipped %d of %d images that cannot be read (first: '%s': %s).",
                     len(skipped), len(paths), *next(iter(skipped.items())))

@@ -28,6 +28,31 @@ def _register() -> None:
         pass
 
 
+def _check_file(path: str | os.PathLike) -> Path:
+    """Cheap checks before Keras reads the file: it exists, is a file and is a whole zip archive
+    holding a model's ``config.json`` (a cut-short or foreign file gets a reason, not a zip or
+    h5py traceback). Returns the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"Model file '{path}' is a folder; expected a .keras file saved by "
+                         f"imet-kit train or model.save().")
+    if not path.is_file():
+        raise InputError(f"Model file '{path}' does not exist; expected a .keras file saved by "
+                         f"imet-kit train or model.save().")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError):
+        names = None
+    if names is None:
+        raise InputError(f"Model file '{path}' is not a Keras .keras archive (cut short, or another "
+                         f"format). Retrain the fold, or point at the file model.save() wrote.")
+    if "config.json" not in names:
+        raise InputError(f"Model file '{path}' is a zip archive but no Keras model (it has no "
+                         f"config.json). Point at the .keras file model.save() wrote.")
+    return path
+
+
 def load_model(path: str | os.PathLike, *, compile: bool = True):
     """Load a ``.keras`` model saved by imet_kit (or ``model.save``).
 
@@ -45,25 +70,20 @@ def load_model(path: str | os.PathLike, *, compile: bool = True):
         >>> load_model(path).output_shape
         (None, 3)
     """
+    path = _check_file(path)
     import keras
 
     _register()
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"Model file '{path}' does not exist; expected a .keras file saved by "
-                         f"imet-kit train or model.save().")
-    if not zipfile.is_zipfile(path):
-        raise InputError(f"Model file '{path}' is not a Keras .keras archive (cut short, or another "
-                         f"format). Retrain the fold, or point at the file model.save() wrote.")
     try:
         return keras.saving.load_model(path, compile=compile)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
         if "safe_mode" in str(exc) or "Lambda" in str(exc):
             raise InputError(f"Model file '{path}' holds a Lambda layer (arbitrary code); imet_kit "
                              f"does not run code from model files. Rebuild the model without "
                              f"Lambda layers.") from None
-        raise InputError(f"Model file '{path}' cannot be loaded: {str(exc).splitlines()[0]}") from None
-    except (OSError, KeyError, zipfile.BadZipFile) as exc:
-        raise InputError(f"Model file '{path}' is damaged ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}). Retrain "
-                         f"the fold, or restore the file.") from None
+        raise InputError(f"Model file '{path}' cannot be loaded: {first}") from None
+    except (OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        first = (str(exc).splitlines() or ["unreadable"])[0]
+        raise InputError(f"Model file '{path}' is damaged ({type(exc).__name__}: {first}). "
+                         f"Retrain the fold, or restore the file.") from None

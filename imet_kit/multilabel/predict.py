@@ -45,6 +45,21 @@ class Prediction:
     stacked: bool = False   # RUN/stack/ turned the probabilities into its own
 
 
+def _check_batch_size(batch_size: int | None) -> None:
+    if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
+        raise InputError(f"batch size (--batch-size) must be an integer >= 1, or left out for the "
+                         f"run's; received {batch_size!r}.")
+
+
+def _check_folds(run: RunDir, folds: list[int] | None, refit: bool) -> None:
+    trained = run.trained_folds()
+    if not trained and not (refit and full_model_path(run).is_file()):
+        raise InputError(f"Run '{run.path}' has no trained fold (no fold*/best.keras). Train it first.")
+    missing = [k for k in (folds or []) if k not in trained]
+    if missing:
+        raise InputError(f"Fold {missing[0]} has no model in '{run.path}'; trained folds: {trained}.")
+
+
 def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[int] | None = None,
                   batch_size: int | None = None, progress: bool = True,
                   refit: bool = False, pipeline: str | None = None) -> tuple[np.ndarray, list[int]]:
@@ -153,22 +168,29 @@ def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
     Example:
         >>> pred = predict("runs/demo", "demo_data", tta=4, out="submission.csv")  # doctest: +SKIP
     """
+    from imet_kit.data.augment import tta_views
+    from imet_kit.data.images import check_images
     from imet_kit.multilabel.oof import apply_thresholds, load_thresholds
     from imet_kit.multilabel.thresholds import binarize
 
+    # every argument is checked before TensorFlow loads (a bad --tta fails in about a second)
     run_dir = RunDir(run)
     run_dir.require()
+    config = run_dir.load_config()
+    tta_views(tta, flip=config.flip)
+    _check_batch_size(batch_size)
+    _check_folds(run_dir, folds, refit)
+    if threshold is not None and not 0 < threshold < 1:
+        raise InputError(f"--threshold must be in (0, 1); received {threshold}.")
     data = Path(data)
     space = read_labels(data / "labels.csv")
     run_dir.check_same_labels(space, data)
     sub = read_annotations(data / "sample_submission.csv", space, allow_empty=True)
     paths = find_images(data / "test", sub.ids, what="test images")
-    config = run_dir.load_config()
+    check_images(paths)  # header and end marker of each: cheap, before any model loads
     stacker = load_stack(run_dir) if stack else None
     use_refit = bool(refit) and full_model_path(run_dir).is_file()
     if threshold is not None:
-        if not 0 < threshold < 1:
-            raise InputError(f"--threshold must be in (0, 1); received {threshold}.")
         saved = None
     else:
         saved = stacker[1] if stacker else load_thresholds(run_dir)

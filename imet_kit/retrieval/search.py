@@ -98,7 +98,7 @@ def search(queries: np.ndarray, gallery: np.ndarray, k: int = 100, *, backend: s
     queries, n_gallery = np.asarray(queries), len(gallery)
     if queries.ndim != 2 or gallery.ndim != 2 or queries.shape[1] != gallery.shape[1]:
         raise InputError(f"search expects queries (n, d) and gallery (m, d) of one width; received "
-                         f"{queries.shape} and {gallery.shape}.")
+                         f"{queries.shape} and {gallery.shape}. Embed both with the same model.")
     k = min(int(k), n_gallery - int(exclude_self))
     if k < 1:
         raise InputError(f"search needs k >= 1 and a gallery larger than that; received k={k}, "

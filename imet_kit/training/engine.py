@@ -177,14 +177,11 @@ def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | No
                          f"Choose another --out.")
     existed = run.path.is_dir()
     before = set(os.listdir(run.path)) if existed else set()
+    _check_run_folder(run, config, resume)  # a refusal writes nothing, not even the lock file
     with RunLock(run.path), GracefulInterrupts() as guard:
         created = False
         try:
-            if run.exists() and not resume:
-                raise InputError(f"Run folder '{run.path}' already holds a run. Pass --resume to "
-                                 f"continue it, or choose another --out.")
-            if run.exists():
-                check_resume_config(run.load_config(), config)
+            _check_run_folder(run, config, resume)  # again, now that no one else can change it
             remove_temporaries(run.path)  # what a killed writer left
             data = task.load_data(config)
             if run.exists():
@@ -213,6 +210,14 @@ def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | No
                 _remove_new_entries(run.path, existed, before)
             raise
     return summary
+
+
+def _check_run_folder(run: RunDir, config: TrainConfig, resume: bool) -> None:
+    if run.exists() and not resume:
+        raise InputError(f"Run folder '{run.path}' already holds a run. Pass --resume to continue "
+                         f"it, or choose another --out.")
+    if run.exists():
+        check_resume_config(run.load_config(), config)
 
 
 def _train_folds(task: Task, config: TrainConfig, data: TaskData, run: RunDir, folds: np.ndarray,

@@ -2,6 +2,8 @@
 the batch and chunk sizes, the images the CSV lists. The embed + search round trip with a real
 model is in tests/retrieval/test_search.py."""
 
+import cv2
+import numpy as np
 import pytest
 
 from imet_kit.cli.main import main
@@ -10,7 +12,7 @@ from imet_kit.cli.main import main
 @pytest.fixture
 def folder(tmp_path):
     (tmp_path / "imgs").mkdir()
-    (tmp_path / "imgs" / "a.png").write_bytes(b"")
+    cv2.imwrite(str(tmp_path / "imgs" / "a.png"), np.zeros((9, 11, 3), np.uint8))
     (tmp_path / "m.keras").write_bytes(b"")  # never loaded: the checks come first
     return tmp_path
 
@@ -23,7 +25,7 @@ def _run(folder, *extra):
 def test_sizes_must_be_positive(folder, capsys, flags):
     assert _run(folder, *flags) == 2
     err = capsys.readouterr().err
-    assert "--batch-size and --chunk-size must be >= 1" in err and err.count("\n") == 1
+    assert f"{flags[0]} must be >= 1; received 0" in err and err.count("\n") == 1
     assert not (folder / "out").exists()
 
 

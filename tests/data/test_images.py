@@ -131,7 +131,7 @@ def test_scan_images_reports_only_bad_files(tmp_path):
     (tmp_path / "x.png").write_bytes(b"garbage")
     bad = scan_images([good, tmp_path / "e.png", tmp_path / "x.png", tmp_path / "missing.png"])
     assert sorted(bad) == [1, 2, 3]
-    assert "empty" in bad[1] and "not a recognised" in bad[2] and "not exist" in bad[3]
+    assert "empty" in bad[1] and "not an image" in bad[2] and "not exist" in bad[3]
 
 
 def test_docstring_examples():

@@ -11,6 +11,7 @@ import pytest
 
 from imet_kit.errors import DataFileError, InputError
 from imet_kit.retrieval.embed import (
+    PARTIAL,
     embed_images,
     export_embedding_model,
     list_images,
@@ -18,7 +19,8 @@ from imet_kit.retrieval.embed import (
 )
 
 
-def test_export_embed_in_chunks_and_resume(tmp_path, tiny_embedding_model, write_images):
+def test_export_embed_in_chunks_and_resume(tmp_path, tiny_embedding_model, write_images,
+                                           monkeypatch):
     rng = np.random.default_rng(0)
     write_images(tmp_path / "imgs", 7, rng)
     ids, paths = list_images(tmp_path / "imgs")
@@ -32,20 +34,39 @@ def test_export_embed_in_chunks_and_resume(tmp_path, tiny_embedding_model, write
     x = np.stack([cv2.resize(read_image(p), (16, 16), interpolation=cv2.INTER_AREA) for p in paths])
     np.testing.assert_allclose(es.embeddings, emb_model.predict(x.astype("float32"), verbose=0), atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(es.embeddings, axis=1), 1.0, atol=1e-5)
-    # Interrupted after the first chunk: a rerun computes only rows 3.. (row 0 keeps a marker).
-    state = json.loads((out / "progress.json").read_text())
-    (out / "progress.json").write_text(json.dumps({**state, "done": 3}))
-    mm = np.load(out / "embeddings.npy", mmap_mode="r+")
-    mm[0], mm[3:] = 7.0, 0.0
+    # Interrupted in the second chunk: a rerun computes only rows 3.. (row 0 keeps a marker).
+    fresh = tmp_path / "again"
+    _interrupt_after(emb_model, 2, monkeypatch)  # two batches of 2 + 1 = the first chunk of 3
+    with pytest.raises(KeyboardInterrupt):
+        embed_images(emb_model, paths, ids, fresh, labels=list("aabbccd"), batch_size=2,
+                     chunk_size=3, progress=False)
+    with pytest.raises(DataFileError, match="unfinished"):
+        load_embeddings(fresh)
+    partial = fresh / PARTIAL
+    assert json.loads((partial / "progress.json").read_text())["done"] == 3
+    mm = np.load(partial / "embeddings.npy", mmap_mode="r+")
+    mm[0] = 7.0
     mm.flush()
     del mm
-    with pytest.raises(InputError, match="incomplete"):
-        load_embeddings(out)
-    embed_images(emb_model, paths, ids, out, labels=list("aabbccd"), batch_size=2, chunk_size=3,
+    monkeypatch.undo()
+    embed_images(emb_model, paths, ids, fresh, labels=list("aabbccd"), batch_size=2, chunk_size=3,
                  progress=False)
-    again = load_embeddings(out, mmap=False).embeddings
-    assert (again[0] == 7.0).all()
+    again = load_embeddings(fresh, mmap=False).embeddings
+    assert (again[0] == 7.0).all() and not partial.exists()
     np.testing.assert_allclose(again[3:], es.embeddings[3:], atol=1e-6)
+
+
+def _interrupt_after(model, calls, monkeypatch):
+    """Make ``model.predict_on_batch`` raise KeyboardInterrupt after ``calls`` calls (Ctrl-C)."""
+    real, count = model.predict_on_batch, [0]
+
+    def predict_on_batch(x):
+        count[0] += 1
+        if count[0] > calls:
+            raise KeyboardInterrupt
+        return real(x)
+
+    monkeypatch.setattr(model, "predict_on_batch", predict_on_batch)
 
 
 @pytest.fixture(scope="module")
