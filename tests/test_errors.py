@@ -33,9 +33,12 @@ def test_image_read_error_names_file_reason_and_fix():
     err = ImageReadError("/data/train/a1.png", "truncated after 120 of 4000 bytes")
     msg = str(err)
     assert (err.path, err.reason) == ("/data/train/a1.png", "truncated after 120 of 4000 bytes")
-    assert msg.startswith("Cannot decode image '/data/train/a1.png': truncated after 120")
-    assert "--skip-corrupt" in msg and "re-export or remove it" in msg
-    assert str(ImageReadError("b.jpg")).startswith("Cannot decode image 'b.jpg'. Expected")
+    assert msg.startswith("Cannot read image '/data/train/a1.png': truncated after 120")
+    assert "re-export or replace each file named" in msg
+    assert "--skip-corrupt" not in msg  # only the commands that take the flag suggest it
+    assert str(ImageReadError("b.jpg")).startswith("Cannot read image 'b.jpg'. Expected")
+    assert err.describe("Pass --skip-corrupt to leave it out.").endswith(
+        "Pass --skip-corrupt to leave it out.")
 
 
 def test_describe_choices():
