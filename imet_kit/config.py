@@ -90,7 +90,7 @@ class TrainConfig:
 
         Example:
             >>> TrainConfig.from_recipe("cpu", epochs=3).backbone
-            'small_cnn'
+            'plain_cnn'
         """
         return cls.from_dict({**load_recipe(name), **overrides}, source=f"recipe {name}")
 

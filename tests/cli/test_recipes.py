@@ -11,7 +11,7 @@ def test_recipes_lists_and_shows(capsys):
     assert [line.split()[0] for line in out] == ["cpu", "notebook"]
     assert main(["recipes", "cpu"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["backbone"] == "small_cnn" and shown["recipe"] == "cpu"
+    assert shown["backbone"] == "plain_cnn" and shown["recipe"] == "cpu"
     assert main(["train", "--recipe", "list"]) == 0
     assert "notebook" in capsys.readouterr().out
 

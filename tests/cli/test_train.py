@@ -16,14 +16,14 @@ def test_precedence_defaults_recipe_config_flags(tmp_path):
     cfg_file = tmp_path / "c.json"
     cfg_file.write_text(json.dumps({"epochs": 7, "lr": 0.01}))
     cfg = resolve(["--recipe", "cpu", "--config", str(cfg_file), "--lr", "0.02"])
-    assert cfg.backbone == "small_cnn" and cfg.lr_schedule == "cosine"  # recipe over defaults
+    assert cfg.backbone == "plain_cnn" and cfg.lr_schedule == "cosine"  # recipe over defaults
     assert cfg.epochs == 7  # --config over the recipe
     assert cfg.lr == 0.02  # flags over --config
     assert cfg.dropout == 0.2  # untouched: the default
     assert cfg.recipe == "cpu"
     # a config file may name its recipe itself; a --recipe flag still wins
     cfg_file.write_text(json.dumps({"recipe": "cpu", "epochs": 4}))
-    assert resolve(["--config", str(cfg_file)]).backbone == "small_cnn"
+    assert resolve(["--config", str(cfg_file)]).backbone == "plain_cnn"
     assert resolve(["--config", str(cfg_file), "--recipe", "notebook"]).backbone == "efficientnet_b3"
 
 
