@@ -198,7 +198,12 @@ def entry() -> None:
         raise TrainingInterrupted(signum)
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt as exc:  # a signal before main's own handler or after it returned
+        code = int(getattr(exc, "exit_code", 130))
+    for s in (signal.SIGINT, signal.SIGTERM):  # the work is done: a late signal must not turn
+        signal.signal(s, signal.SIG_IGN)       # its exit code into a kill during shutdown
     if code in (130, 143):
         sys.stdout.flush()
         sys.stderr.flush()

@@ -11,6 +11,7 @@ nothing is left half-written either way. A second signal stops immediately.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 import keras
@@ -39,15 +40,24 @@ class GracefulInterrupts:
         if self.signum is not None:
             raise TrainingInterrupted(self.signum)
 
+    def _unraisable(self, info) -> None:
+        # a signal landing inside a weakref / __del__ callback raises where Python can only
+        # print "Exception ignored": the flag is set, so the next batch end or check() raises it
+        if not isinstance(info.exc_value, TrainingInterrupted):
+            self._old_hook(info)
+
     def __enter__(self) -> GracefulInterrupts:
         if threading.current_thread() is threading.main_thread():
             for s in SIGNALS:
                 self._old[s] = signal.signal(s, self._handle)
+            self._old_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
 
     def __exit__(self, *exc) -> None:
         for s, old in self._old.items():
             signal.signal(s, old)
+        if self._old:
+            sys.unraisablehook = self._old_hook
         self._old.clear()
 
 
