@@ -194,10 +194,8 @@ def resolve_config(args: argparse.Namespace, skip: tuple[str, ...] = ()):
 
 def run(args: argparse.Namespace) -> int:
     from imet_kit.cli import _checks
-    from imet_kit.data.images import check_images
     from imet_kit.errors import InputError
     from imet_kit.training.engine import train_cv
-    from imet_kit.training.task import get_task
     from imet_kit.training.validate import check_config
 
     if getattr(args, "recipe", None) == "list":
@@ -208,11 +206,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--data is required: the dataset folder (labels.csv, train.csv, train/).")
     # before anything is written: the config, the output folder, the data and its images
     check_config(config)
-    task = get_task(config.task)
     _checks.output_folder(config.out)
     _checks.input_folder(config.data, "--data", "a dataset folder (labels.csv, train.csv, train/)")
-    check_images(task.load_data(config).paths, workers=max(2, config.workers))
-    summary = train_cv(config, resume=args.resume, report=print)
+    summary = train_cv(config, resume=args.resume, report=print)  # checks data and images first
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -164,6 +164,7 @@ def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | No
         ...                   weights=None, image_size=64, epochs=2, folds=2)
         >>> summary = train_cv(cfg)  # doctest: +SKIP
     """
+    from imet_kit.data.images import check_images
     from imet_kit.folds.maker import make_folds
     from imet_kit.training.interrupt import GracefulInterrupts
     from imet_kit.training.lock import RunLock
@@ -184,6 +185,7 @@ def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | No
             _check_run_folder(run, config, resume)  # again, now that no one else can change it
             remove_temporaries(run.path)  # what a killed writer left
             data = task.load_data(config)
+            check_images(data.paths, workers=max(2, config.workers))  # headers, before any write
             if run.exists():
                 run.check_same_labels(data.space, config.data)
                 run.check_same_train_ids(data.ids, config.data)
