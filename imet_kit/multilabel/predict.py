@@ -8,6 +8,10 @@ Phases of a run that predict uses when present (each can be skipped):
   ``--no-refit`` skips it.
 * ``RUN/stack/`` (``imet-kit stack``): the averaged probabilities go through the second-level
   model, and its own thresholds apply; ``stack=False`` / ``--no-stack`` skips it.
+
+Each test image is decoded once per call, whatever the number of views and models: a chunk of
+images is decoded, all its views cut (:mod:`imet_kit.data.views`), and every model predicts every
+view before the next chunk.
 """
 
 from __future__ import annotations
@@ -45,10 +49,14 @@ class Prediction:
     stacked: bool = False   # RUN/stack/ turned the probabilities into its own
 
 
-def _check_batch_size(batch_size: int | None) -> None:
+def _check_batch_size(batch_size: int | None, chunk_size: int | None = None) -> None:
     if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
         raise InputError(f"batch size (--batch-size) must be an integer >= 1, or left out for the "
                          f"run's; received {batch_size!r}.")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                   or chunk_size < 1):
+        raise InputError(f"chunk_size (images decoded together) must be an integer >= 1, or None "
+                         f"for the default; received {chunk_size!r}.")
 
 
 def _check_folds(run: RunDir, folds: list[int] | None, refit: bool) -> None:
@@ -62,7 +70,8 @@ def _check_folds(run: RunDir, folds: list[int] | None, refit: bool) -> None:
 
 def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[int] | None = None,
                   batch_size: int | None = None, progress: bool = True,
-                  refit: bool = False, pipeline: str | None = None) -> tuple[np.ndarray, list[int]]:
+                  refit: bool = False, pipeline: str | None = None,
+                  chunk_size: int | None = None) -> tuple[np.ndarray, list[int]]:
     """Mean sigmoid probabilities over fold models and ``tta`` deterministic views.
 
     Args:
@@ -71,10 +80,18 @@ def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[in
         folds: any subset of the trained folds (default all; ``[]`` with ``refit`` uses only the
             refit model).
         refit: average in ``RUN/full/best.keras`` with weight 1/2 (the folds' mean the other 1/2).
+        chunk_size: images decoded (once each, all views) and predicted together; default: as many
+            as fit 128 MiB of uint8 views (:func:`imet_kit.data.views.chunk_rows`).
     """
-    pipeline = run.load_config().pipeline if pipeline is None else pipeline
+    config = run.load_config()
+    pipeline = config.pipeline if pipeline is None else pipeline
     if pipeline not in PIPELINES:
         raise InputError(f"Unknown pipeline {pipeline!r}. Expected one of: {', '.join(PIPELINES)}.")
+    if pipeline == "tfdata" and config.resize != "crop":
+        raise InputError(f"pipeline 'tfdata' reads with the crop geometry only; run '{run.path}' was "
+                         f"trained with resize {config.resize!r}. Predict with pipeline 'pydataset'.")
+    if not paths:
+        raise InputError("No test image to predict; expected at least one image path.")
     trained = run.trained_folds()
     full = full_model_path(run) if refit else None
     if not trained and full is None:
@@ -89,7 +106,7 @@ def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[in
     if not folds and full is None:
         raise InputError("No model to predict with: pass at least one fold.")
     models = [run.fold_dir(k) / "best.keras" for k in folds] + ([full] if full else [])
-    each = _mean_probs(run, models, paths, tta, batch_size, progress, pipeline)
+    each = _mean_probs(run, models, paths, tta, batch_size, progress, pipeline, chunk_size)
     fold_mean = np.mean(each[:len(folds)], axis=0) if folds else None
     if full is None:
         probs = fold_mean
@@ -99,12 +116,18 @@ def predict_probs(run: RunDir, paths: list[str], *, tta: int = 1, folds: list[in
 
 
 def _mean_probs(run: RunDir, models: list[Path], paths: list[str], tta: int,
-                batch_size: int | None, progress: bool, pipeline: str) -> list[np.ndarray]:
-    """Per model file, its probabilities averaged over the ``tta`` deterministic views."""
+                batch_size: int | None, progress: bool, pipeline: str,
+                chunk_size: int | None = None) -> list[np.ndarray]:
+    """Per model file, its probabilities averaged over the ``tta`` deterministic views.
+
+    Each image is decoded once (:func:`imet_kit.data.views.iter_views`), a chunk at a time; every
+    model (all loaded up front) predicts every view of the chunk.
+    """
     import keras
     from tqdm.auto import tqdm
 
     from imet_kit.data.augment import tta_views
+    from imet_kit.data.views import chunk_rows, iter_views
     from imet_kit.models.loading import load_model
     from imet_kit.training.engine import resolve_size
 
@@ -112,42 +135,31 @@ def _mean_probs(run: RunDir, models: list[Path], paths: list[str], tta: int,
     views = tta_views(tta, flip=config.flip)
     size = resolve_size(config)
     batch = batch_size or config.batch_size
-    views_of = _view_maker(pipeline, paths, size, batch, config.resize)
-    out = []
-    bar = tqdm(total=len(models) * len(views), desc="predict (model x view)",
-               disable=not progress or None)
-    for path in models:
-        model = load_model(path, compile=False)
-        total = None
-        for view in views:
-            p = model.predict(views_of(view), verbose=0).astype(np.float64)
-            total = p if total is None else total + p
-            bar.update(1)
-        out.append(total / len(views))
-        del model
-        keras.backend.clear_session()
-    bar.close()
-    return out
-
-
-def _view_maker(pipeline: str, paths: list[str], size: int, batch: int, resize: str = "crop"):
-    """``view -> what model.predict takes`` for one pipeline (files scanned once, up front)."""
-    if pipeline == "tfdata":
-        from imet_kit.data.tfdata_train import ImageFiles, eval_dataset
-
-        source = ImageFiles(paths)
-        return lambda view: eval_dataset(source, size=size, batch_size=batch, tta_view=view)
-    from imet_kit.data.dataset import ImageDataset
-
-    return lambda view: ImageDataset(paths, None, size=size, batch_size=batch, augment=None,
-                                     shuffle=False, tta_view=view, resize=resize)
+    chunk = chunk_rows(len(views), size, multiple=batch) if chunk_size is None else chunk_size
+    loaded = [load_model(path, compile=False) for path in models]
+    parts: list[list[np.ndarray]] = [[] for _ in loaded]
+    with tqdm(total=len(paths), desc="predict", unit="img", disable=not progress or None) as bar:
+        for x in iter_views(paths, views, size=size, resize=config.resize, chunk_size=chunk,
+                            pipeline=pipeline):
+            for model, out in zip(loaded, parts):
+                total = None
+                for v in range(len(views)):
+                    p = model.predict(x[:, v].astype(np.float32), batch_size=batch,
+                                      verbose=0).astype(np.float64)
+                    total = p if total is None else total + p
+                out.append(total / len(views))
+            bar.update(len(x))
+    del loaded
+    keras.backend.clear_session()
+    return [np.concatenate(out) for out in parts]
 
 
 def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
             out: str | os.PathLike | None = None, threshold: float | None = None,
             threshold_mode: str | None = None, folds: list[int] | None = None,
             batch_size: int | None = None, progress: bool = True, refit: bool = True,
-            stack: bool = True, pipeline: str | None = None) -> Prediction:
+            stack: bool = True, pipeline: str | None = None,
+            chunk_size: int | None = None) -> Prediction:
     """Predict the test split of ``data`` with every fold model of ``run``.
 
     Args:
@@ -161,6 +173,8 @@ def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
         refit: average in ``RUN/full/best.keras`` when it exists (see the module docstring).
         stack: apply ``RUN/stack/`` and its thresholds when it exists.
         pipeline: ``pydataset`` or ``tfdata``; default the run's ``config.pipeline``.
+        chunk_size: test images decoded and predicted together (each decoded once for all views
+            and models); default: as many as fit 128 MiB of views.
 
     Returns:
         A :class:`Prediction`.
@@ -178,7 +192,7 @@ def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
     run_dir.require()
     config = run_dir.load_config()
     tta_views(tta, flip=config.flip)
-    _check_batch_size(batch_size)
+    _check_batch_size(batch_size, chunk_size)
     _check_folds(run_dir, folds, refit)
     if threshold is not None and not 0 < threshold < 1:
         raise InputError(f"--threshold must be in (0, 1); received {threshold}.")
@@ -196,7 +210,8 @@ def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
         saved = stacker[1] if stacker else load_thresholds(run_dir)
         apply_thresholds(np.zeros((1, space.n_classes)), saved, space, threshold_mode)  # check mode early
     probs, used = predict_probs(run_dir, paths, tta=tta, folds=folds, batch_size=batch_size,
-                                progress=progress, refit=use_refit, pipeline=pipeline)
+                                progress=progress, refit=use_refit, pipeline=pipeline,
+                                chunk_size=chunk_size)
     if stacker:
         probs = stacker[0].predict(probs)
     if saved is None:
