@@ -160,3 +160,121 @@ def test_evaluate_cli_submission_and_probs(setup, capsys):
     expected = score_labels(true.y, binarize(aligned, 0.3, 1, 10), space)["f2"]
     assert evaluate(truth, data / "labels.csv", probs=root / "submission_probs.npy", threshold=0.3)["f2"] \
         == pytest.approx(expected)
+
+
+# --- one decode per image (issue 14 item 5) -----------------------------------------------------
+def _old_route(run, paths, folds, tta, refit=False, pipeline="pydataset"):
+    """predict_probs as it was: one ImageDataset / eval_dataset per (model, view), every image
+    decoded again for each."""
+    from imet_kit.data.augment import tta_views
+    from imet_kit.data.dataset import ImageDataset
+    from imet_kit.data.tfdata_train import ImageFiles, eval_dataset
+    from imet_kit.models.loading import load_model
+    from imet_kit.training.rundir import RunDir
+
+    run = RunDir(run)
+    config = run.load_config()
+    files = [run.fold_dir(k) / "best.keras" for k in folds] + ([run.path / "full" / "best.keras"]
+                                                               if refit else [])
+    each = []
+    for f in files:
+        model = load_model(f, compile=False)
+        per_view = []
+        for view in tta_views(tta, flip=config.flip):
+            ds = (eval_dataset(ImageFiles(paths), size=32, batch_size=8, tta_view=view)
+                  if pipeline == "tfdata" else
+                  ImageDataset(paths, None, size=32, batch_size=8, tta_view=view, resize=config.resize))
+            per_view.append(model.predict(ds, verbose=0).astype(np.float64))
+        each.append(np.mean(per_view, axis=0))
+    folds_mean = np.mean(each[:len(folds)], axis=0)
+    return 0.5 * folds_mean + 0.5 * each[-1] if refit else folds_mean
+
+
+def _test_paths(data):
+    from imet_kit.data.folder import find_images
+
+    space = read_labels(data / "labels.csv")
+    ids = read_annotations(data / "sample_submission.csv", space, allow_empty=True).ids
+    return [str(p) for p in find_images(data / "test", ids, what="test images")]
+
+
+@pytest.fixture(scope="module")
+def run3(setup, tmp_path_factory):
+    """The 2-fold run with a third fold and a refit model copied in (predict only reads them)."""
+    import shutil
+
+    _, run, _ = setup
+    out = tmp_path_factory.mktemp("r3") / "run"
+    shutil.copytree(run, out, ignore=shutil.ignore_patterns("stack"))
+    shutil.copytree(out / "fold0", out / "fold2")
+    (out / "full").mkdir(exist_ok=True)
+    shutil.copy(out / "fold1" / "best.keras", out / "full" / "best.keras")
+    return out
+
+
+@pytest.mark.parametrize("pipeline", ["pydataset", "tfdata"])
+def test_each_test_image_is_decoded_once_at_tta4_x_3_folds_plus_refit(setup, run3, monkeypatch,
+                                                                      pipeline):
+    import tensorflow as tf
+
+    from imet_kit.data import images, views
+
+    data = setup[0]
+    cv_calls, tf_calls = [], []
+    real_cv, real_tf = images.decode_image, views._tf_decode
+    monkeypatch.setattr(images, "decode_image", lambda buf, name="", **kw: cv_calls.append(name)
+                        or real_cv(buf, name, **kw))
+
+    def counted_tf(path, kind):
+        tick = tf.py_function(lambda p: tf_calls.append(p.numpy().decode()) or 0, [path], tf.int32)
+        with tf.control_dependencies([tick]):
+            return tf.identity(real_tf(path, kind))
+
+    monkeypatch.setattr(views, "_tf_decode", counted_tf)
+    pred = predict(run3, data, tta=4, pipeline=pipeline, progress=False)
+    assert pred.folds == [0, 1, 2] and pred.refit and pred.tta == 4
+    paths = _test_paths(data)
+    counted = cv_calls if pipeline == "pydataset" else tf_calls
+    assert sorted(counted) == sorted(paths)  # 16 models x views, each image read once
+    assert not (tf_calls if pipeline == "pydataset" else cv_calls)
+
+
+@pytest.mark.parametrize("pipeline, folds, tta, refit", [("pydataset", [0, 1, 2], 3, True),
+                                                       ("tfdata", [1], 2, False)])
+def test_probabilities_equal_the_per_view_route(setup, run3, pipeline, folds, tta, refit):
+    from imet_kit.multilabel.predict import predict_probs
+    from imet_kit.training.rundir import RunDir
+
+    data = setup[0]
+    paths = _test_paths(data)
+    old = _old_route(run3, paths, folds, tta=tta, refit=refit, pipeline=pipeline)
+    new, used = predict_probs(RunDir(run3), paths, tta=tta, folds=folds, refit=refit,
+                              pipeline=pipeline, progress=False)
+    assert used == folds and new.shape == old.shape
+    np.testing.assert_allclose(new, old, rtol=0, atol=1e-5)
+    if refit:  # the refit model weighs in (the oracle is not blind to it)
+        assert np.abs(new - _old_route(run3, paths, folds[:2], tta=tta)).max() > 1e-4
+
+
+def test_smaller_chunks_give_the_same_probabilities_silently(setup, capsys, monkeypatch):
+    from imet_kit.data import views
+
+    data, run, _ = setup
+    whole = predict(run, data, tta=2, progress=False)
+    shapes = []
+    real = views.iter_views
+
+    def spy(*args, **kwargs):
+        for x in real(*args, **kwargs):
+            shapes.append(x.shape[:2])
+            yield x
+
+    monkeypatch.setattr(views, "iter_views", spy)
+    capsys.readouterr()
+    chunked = predict(run, data, tta=2, chunk_size=5, progress=False)
+    assert shapes == [(5, 2), (5, 2), (2, 2)]  # 12 test images, 2 views
+    np.testing.assert_allclose(chunked.probs, whole.probs, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(chunked.labels, whole.labels)
+    assert capsys.readouterr().err == ""  # progress=False: no bar
+    with pytest.raises(Exception, match="chunk_size"):
+        predict(run, data, chunk_size=0, progress=False)
