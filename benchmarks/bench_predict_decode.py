@@ -45,7 +45,7 @@ def old_mean_probs(run, models, paths, tta, batch_size, pipeline):
     from imet_kit.training.engine import resolve_size
 
     config = run.load_config()
-    views = tta_views(tta, flip=config.flip)
+    views = tta_views(tta, flip=config.flip, resize=config.resize)
     size = resolve_size(config)
     batch = batch_size or config.batch_size
     if pipeline == "tfdata":

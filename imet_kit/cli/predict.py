@@ -26,8 +26,10 @@ IMAGE_HINT = ("Re-export or replace each file named in the test folder (every id
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run folder of imet-kit train")
     p.add_argument("--data", required=True, help="dataset folder (labels.csv, sample_submission.csv, test/)")
-    p.add_argument("--tta", type=int, default=1, help="deterministic test-time views per image (default 1; at most 12, "
-                        "6 for a run trained with --no-flip)")
+    p.add_argument("--tta", type=int, default=1, help="deterministic test-time views per image (default 1). Crop "
+                   "runs: identity, flip, corner crops (at most 12; 6 with --no-flip); squash / pad "
+                   "runs: identity, flip, the whole image shifted 5%% and zoomed 10%% (at most 10; "
+                   "7 with --no-flip)")
     p.add_argument("--out", default="submission.csv", help="submission path (default submission.csv)")
     p.add_argument("--threshold", type=float, help="one global threshold instead of the run's")
     p.add_argument("--threshold-mode", choices=["global", "group", "class"],

@@ -15,9 +15,14 @@ with the geometry of a resize mode (:mod:`imet_kit.data.geometry`: ``crop``, ``s
   ``flip=False`` leaves out every mirror (for data where a mirrored glyph is another glyph).
 * Eval: ``crop``: resize the shorter side to ``size``, centre crop; ``squash`` / ``pad``: the
   whole image.
-* TTA (:data:`TTA_VIEWS`): identity, flip, then corner / centre crops of the image fitted to
-  ``8/7 * size`` and their flips; each a fixed transform, so a prediction repeats exactly.
-  With ``flip=False`` the mirrored views are left out.
+* TTA (:data:`TTA_VIEWS`), each a fixed transform, so a prediction repeats exactly; which
+  views and in which order depends on the resize mode (:func:`tta_views`). ``crop``: identity,
+  flip, then corner / centre crops of the image fitted to ``8/7 * size`` and their flips.
+  ``squash`` / ``pad``: identity, flip, then the whole image shifted by 5 % of the side
+  (left, right, up, down) and zoomed by 10 % (in, out), with the train jitter's border: views
+  that keep every object in the frame, like the training images did (a corner crop cuts off
+  the ends of the image, where a squashed wide photo keeps objects). With ``flip=False`` the
+  mirrored views are left out.
 
 The crop-mode geometry is plain integer arithmetic so the tf.data path
 (``imet_kit.data.tfdata``, crop mode only) reproduces it.
@@ -53,11 +58,15 @@ JITTER = 0.1  # squash / pad train: random shift (fraction of the side) and zoom
 
 
 class TTASpec(NamedTuple):
-    """A deterministic view: fit the image to ``scale * size`` (by the resize mode), crop, flip."""
+    """A deterministic view: fit the image to ``scale * size`` (by the resize mode), crop, flip;
+    then (the whole-image views) shift by ``(dx, dy)`` of the side and zoom by ``zoom``."""
 
     scale: float
     position: str  # "center", "tl", "tr", "bl", "br"
     flip: bool
+    dx: float = 0.0
+    dy: float = 0.0
+    zoom: float = 1.0
 
 
 TTA_SPECS: dict[str, TTASpec] = {
@@ -74,7 +83,21 @@ TTA_SPECS: dict[str, TTASpec] = {
     "crop_c": TTASpec(TTA_SCALE, "center", False),
     "crop_c_flip": TTASpec(TTA_SCALE, "center", True),
 }
-TTA_VIEWS = tuple(TTA_SPECS)
+TTA_SHIFT = 0.05  # whole-image TTA views: shift by 5 % of the side, zoom by 1 +- 2 * TTA_SHIFT
+FIT_VIEW_SPECS: dict[str, TTASpec] = {
+    "shift_l": TTASpec(1.0, "center", False, dx=-TTA_SHIFT),
+    "shift_r": TTASpec(1.0, "center", False, dx=TTA_SHIFT),
+    "shift_u": TTASpec(1.0, "center", False, dy=-TTA_SHIFT),
+    "shift_d": TTASpec(1.0, "center", False, dy=TTA_SHIFT),
+    "zoom_in": TTASpec(1.0, "center", False, zoom=1 + 2 * TTA_SHIFT),
+    "zoom_out": TTASpec(1.0, "center", False, zoom=1 - 2 * TTA_SHIFT),
+    "shift_l_flip": TTASpec(1.0, "center", True, dx=-TTA_SHIFT),
+    "shift_r_flip": TTASpec(1.0, "center", True, dx=TTA_SHIFT),
+}
+CROP_VIEWS = tuple(TTA_SPECS)  # the crop mode's views, in order
+FIT_VIEWS = ("identity", "flip", *FIT_VIEW_SPECS)  # squash / pad, in order
+TTA_SPECS.update(FIT_VIEW_SPECS)
+TTA_VIEWS = tuple(TTA_SPECS)  # every view name (any view works in any mode)
 
 
 def _check_size(size: int) -> int:
@@ -235,19 +258,22 @@ def build_eval_transform(size: int, seed: int = 0, *, resize: str = "crop") -> A
     return A.Compose([FitImage(size, "crop"), A.CenterCrop(size, size)], seed=seed)
 
 
-def available_views(flip: bool = True) -> tuple[str, ...]:
-    """The TTA views in order, without the mirrored ones when ``flip`` is False."""
-    return TTA_VIEWS if flip else tuple(v for v in TTA_VIEWS if not TTA_SPECS[v].flip)
+def available_views(flip: bool = True, resize: str = "crop") -> tuple[str, ...]:
+    """A resize mode's TTA views in order, without the mirrored ones when ``flip`` is False."""
+    views = CROP_VIEWS if check_resize(resize) == "crop" else FIT_VIEWS
+    return views if flip else tuple(v for v in views if not TTA_SPECS[v].flip)
 
 
-def tta_views(n: int, *, flip: bool = True) -> list[str]:
-    """The first ``n`` TTA view names, most useful first (``identity`` is always first).
+def tta_views(n: int, *, flip: bool = True, resize: str = "crop") -> list[str]:
+    """The first ``n`` TTA view names of a resize mode, most useful first (``identity`` first).
 
     Example:
         >>> tta_views(3), tta_views(3, flip=False)
         (['identity', 'flip', 'crop_tl'], ['identity', 'crop_tl', 'crop_br'])
+        >>> tta_views(4, flip=False, resize="squash")
+        ['identity', 'shift_l', 'shift_r', 'shift_u']
     """
-    views = available_views(flip)
+    views = available_views(flip, resize)
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= len(views):
         note = " (flips are off, so the mirrored views are left out)" if not flip else ""
         raise InputError(
@@ -296,7 +322,21 @@ def apply_tta(image: np.ndarray, view: str, size: int, *, resize: str = "crop") 
     rh, rw, y0, x0, flip = tta_geometry(view, image.shape[0], image.shape[1], size, resize)
     img = fit_image(image, resize, tta_target(view, size))
     out = img[y0 : y0 + size, x0 : x0 + size]
-    return np.ascontiguousarray(out[:, ::-1] if flip else out)
+    out = out[:, ::-1] if flip else out
+    spec = _spec(view)
+    if spec.dx or spec.dy or spec.zoom != 1.0:
+        out = _shift_zoom(out, spec.dx, spec.dy, spec.zoom, resize)
+    return np.ascontiguousarray(out)
+
+
+def _shift_zoom(img: np.ndarray, dx: float, dy: float, zoom: float, resize: str) -> np.ndarray:
+    """Zoom about the centre, then shift by ``(dx, dy)`` of the side; the train jitter's border."""
+    h, w = img.shape[:2]
+    m = np.float32([[zoom, 0, (1 - zoom) * w / 2 + dx * w], [0, zoom, (1 - zoom) * h / 2 + dy * h]])
+    b = _border(resize)
+    value = b.get("fill", 0)
+    return cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), flags=cv2.INTER_LINEAR,
+                          borderMode=b["border_mode"], borderValue=(value, value, value))
 
 
 def build_tta_transform(view: str, size: int, *, resize: str = "crop") -> A.Compose:

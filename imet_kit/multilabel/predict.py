@@ -132,7 +132,7 @@ def _mean_probs(run: RunDir, models: list[Path], paths: list[str], tta: int,
     from imet_kit.training.engine import resolve_size
 
     config = run.load_config()
-    views = tta_views(tta, flip=config.flip)
+    views = tta_views(tta, flip=config.flip, resize=config.resize)
     size = resolve_size(config)
     batch = batch_size or config.batch_size
     chunk = chunk_rows(len(views), size, multiple=batch) if chunk_size is None else chunk_size
@@ -191,7 +191,7 @@ def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
     run_dir = RunDir(run)
     run_dir.require()
     config = run_dir.load_config()
-    tta_views(tta, flip=config.flip)
+    tta_views(tta, flip=config.flip, resize=config.resize)
     _check_batch_size(batch_size, chunk_size)
     _check_folds(run_dir, folds, refit)
     if threshold is not None and not 0 < threshold < 1:

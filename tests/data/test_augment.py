@@ -90,8 +90,8 @@ def test_shorter_side_shape():
 @pytest.mark.parametrize("shape", [(32, 32), (33, 31), (31, 33), (20, 200)])
 def test_tta_views_deterministic_and_distinct(shape):
     img = _img(*shape, seed=3)
-    views = aug.tta_views(len(aug.TTA_VIEWS))
-    assert len(views) >= 8 and views[0] == "identity"
+    views = aug.tta_views(len(aug.CROP_VIEWS))
+    assert len(views) == 12 and views[0] == "identity"
     outs = [aug.apply_tta(img, v, 32) for v in views]
     for v, o in zip(views, outs):
         assert o.shape == (32, 32, 3) and o.dtype == np.uint8
@@ -173,11 +173,43 @@ def test_flip_off_no_train_preset_or_tta_view_mirrors(resize):
         assert any(isinstance(k, A.HorizontalFlip) for k in with_flip) == (preset != "none")
     flipping = aug.build_train_transform("light", 32, seed=1, resize=resize, flip=True)
     assert not all(_left_is_busy(flipping(image=img)["image"]) for _ in range(25))
-    views = aug.tta_views(len(aug.available_views(flip=False)), flip=False)
-    assert views == [v for v in aug.TTA_VIEWS if "flip" not in v] and len(views) == 6
+    n = len(aug.available_views(flip=False, resize=resize))
+    views = aug.tta_views(n, flip=False, resize=resize)
+    every = aug.CROP_VIEWS if resize == "crop" else aug.FIT_VIEWS
+    assert views == [v for v in every if "flip" not in v] and n == (6 if resize == "crop" else 7)
     assert all(_left_is_busy(aug.apply_tta(img, v, 32, resize=resize)) for v in views)
-    with pytest.raises(InputError, match="between 1 and 6 .flips are off"):
-        aug.tta_views(7, flip=False)
+    with pytest.raises(InputError, match=f"between 1 and {n} .flips are off"):
+        aug.tta_views(n + 1, flip=False, resize=resize)
+
+
+def test_whole_image_views_order_and_count():
+    assert aug.tta_views(4, resize="squash") == ["identity", "flip", "shift_l", "shift_r"]
+    assert aug.tta_views(4, flip=False, resize="pad") == ["identity", "shift_l", "shift_r", "shift_u"]
+    assert len(aug.available_views(resize="squash")) == 10
+    with pytest.raises(InputError, match="between 1 and 10"):
+        aug.tta_views(11, resize="squash")
+
+
+@pytest.mark.parametrize("resize", ["squash", "pad"])
+def test_shift_views_move_the_whole_image_by_five_percent(resize):
+    img = _img(40, 60, seed=7)  # size 40: a 5 % shift is exactly 2 pixels, copied without blur
+    ident = aug.apply_tta(img, "identity", 40, resize=resize)
+    np.testing.assert_array_equal(aug.apply_tta(img, "shift_l", 40, resize=resize)[:, :-2], ident[:, 2:])
+    np.testing.assert_array_equal(aug.apply_tta(img, "shift_r", 40, resize=resize)[:, 2:], ident[:, :-2])
+    np.testing.assert_array_equal(aug.apply_tta(img, "shift_u", 40, resize=resize)[:-2], ident[2:])
+    np.testing.assert_array_equal(aug.apply_tta(img, "shift_d", 40, resize=resize)[2:], ident[:-2])
+    flipped = aug.apply_tta(img, "shift_l_flip", 40, resize=resize)
+    np.testing.assert_array_equal(flipped[:, :-2], ident[:, ::-1][:, 2:])
+
+
+def test_zoom_out_keeps_the_whole_image_and_pads_with_the_letterbox_value():
+    img = _img(40, 40, seed=8)
+    out = aug.apply_tta(img, "zoom_out", 40, resize="pad")  # 0.9 x: a 2-pixel frame of bars
+    assert (out[0] == aug.PAD_VALUE).all() and (out[:, -1] == aug.PAD_VALUE).all()
+    inner = out[2:-2, 2:-2].astype(float)
+    assert abs(inner.mean() - img.astype(float).mean()) < 3  # the whole image, only smaller
+    zin = aug.apply_tta(img, "zoom_in", 40, resize="squash")
+    assert zin.shape == (40, 40, 3) and not np.array_equal(zin, aug.apply_tta(img, "identity", 40, resize="squash"))
 
 
 @pytest.mark.parametrize("resize", ["squash", "pad"])

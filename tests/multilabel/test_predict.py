@@ -180,7 +180,7 @@ def _old_route(run, paths, folds, tta, refit=False, pipeline="pydataset"):
     for f in files:
         model = load_model(f, compile=False)
         per_view = []
-        for view in tta_views(tta, flip=config.flip):
+        for view in tta_views(tta, flip=config.flip, resize=config.resize):
             ds = (eval_dataset(ImageFiles(paths), size=32, batch_size=8, tta_view=view)
                   if pipeline == "tfdata" else
                   ImageDataset(paths, None, size=32, batch_size=8, tta_view=view, resize=config.resize))
