@@ -37,8 +37,22 @@ _LAZY = {
     "evaluate": "imet_kit.multilabel.evaluate:evaluate",
     "score_labels": "imet_kit.multilabel.evaluate:score_labels",
     "format_scores": "imet_kit.multilabel.evaluate:format_scores",
+    "holdout_baseline": "imet_kit.multilabel.evaluate:holdout_baseline",
     "fbeta_samples": "imet_kit.multilabel.metrics:fbeta_samples",
     "binarize": "imet_kit.multilabel.thresholds:binarize",
+    # for a notebook: reading files, the text reports, and the figures (each writes a PNG and
+    # returns its path; show it inline with IPython.display.Image)
+    "read_image": "imet_kit.data.images:read_image",
+    "read_annotations": "imet_kit.data.labels:read_annotations",
+    "format_dataset_report": "imet_kit.data.stats:format_report",
+    "fold_label_counts": "imet_kit.folds.report:fold_label_counts",
+    "format_fold_report": "imet_kit.folds.report:format_report",
+    "plot_label_frequency": "imet_kit.plots.data:plot_label_frequency",
+    "plot_batch_grid": "imet_kit.plots.data:plot_batch_grid",
+    "plot_fold_report": "imet_kit.plots.folds:plot_fold_report",
+    "plot_history": "imet_kit.plots.training:plot_history",
+    "plot_threshold_curve": "imet_kit.plots.training:plot_threshold_curve",
+    "plot_gallery": "imet_kit.plots.gallery:plot_gallery",
 }
 
 __all__ = ["__version__", "train", *sorted(_LAZY)]
