@@ -12,7 +12,7 @@ import tensorflow as tf
 from imet_kit.cli.main import main
 from imet_kit.data.demo import make_demo_dataset
 from imet_kit.training.rundir import RunDir
-from imet_kit.training.tensorboard import TENSORBOARD_DIR, displayable
+from imet_kit.training.tensorboard import TENSORBOARD_DIR, batch_images, displayable
 
 TINY = ["--backbone", "tiny_cnn", "--weights", "none", "--image-size", "32", "--batch-size", "8",
         "--augment", "light", "--lr", "0.003"]
@@ -132,3 +132,15 @@ def test_help_shows_the_flag(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--help"])
     assert exc.value.code == 0 and "--no-tensorboard" in capsys.readouterr().out
+
+
+def test_batch_images_and_their_display_range():
+    x = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+    code = np.zeros(2, np.int32)
+    assert np.array_equal(batch_images((x, code)), x)
+    assert np.array_equal(batch_images(({"image": x, "label": code}, code)), x)  # embedding task
+    np.testing.assert_allclose(displayable(x), x / 255.0)  # 0-255 pixels
+    np.testing.assert_allclose(displayable(x / 100.0), x / 100.0)  # already in [0, 1]
+    normed = displayable(x - 40.0)  # a normalised input: stretched per image
+    for img, raw in zip(normed, x - 40.0):
+        np.testing.assert_allclose(img, (raw - raw.min()) / (raw.max() - raw.min()), rtol=1e-6)
