@@ -82,6 +82,7 @@ class TrainConfig:
     weight_decay: float | None = None    # decoupled weight decay; None = the optimizer's default (adamw 0.004, else 0)
     label_smoothing: float = 0.0         # BCE targets y * (1 - s) + s / 2 (loss "bce" only)
     grad_accum_steps: int = 1            # average gradients over N batches per update; 1 = off
+    tensorboard: bool = True             # event files per fold in RUN/tensorboard/ (loss, val F2, LR, a batch)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
 
     @classmethod

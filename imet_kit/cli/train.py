@@ -74,6 +74,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out: finished folds are skipped, the unfinished one "
                         "restarts from its last finished epoch")
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False,
+                   default=S, help="write no TensorBoard event files (default: per fold in "
+                                   "RUN/tensorboard/: loss, val F2, threshold, LR, a batch)")
+    p.add_argument("--tensorboard", action="store_const", const=True, default=S,
+                   help="write them (the default; with --resume: again, after --no-tensorboard)")
     add_config_arguments(p)
 
 

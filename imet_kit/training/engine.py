@@ -31,7 +31,9 @@ Reporter = Callable[[str], None]
 
 # where the data lives, how fast it loads and which folds this call trains may change on resume;
 # what is learned may not
-RESUME_FREE_FIELDS = ("data", "out", "train_folds", "workers", "use_multiprocessing", "refit")
+# (tensorboard only adds output files)
+RESUME_FREE_FIELDS = ("data", "out", "train_folds", "workers", "use_multiprocessing", "refit",
+                      "tensorboard")
 
 
 def resolve_size(config: TrainConfig) -> int:
@@ -85,6 +87,7 @@ def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: 
         resume_or_build,
     )
     from imet_kit.training.interrupt import StopOnSignal
+    from imet_kit.training.tensorboard import LearningRateLog, fold_tensorboard
 
     size = resolve_size(config)
     tr, va = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
@@ -95,9 +98,15 @@ def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: 
     setup.train.epoch = initial_epoch  # shuffling and augmentation: seeded by (seed, epoch, batch)
     # optimizer callbacks (EMA swap) run before the task's validation, so both it and the
     # checkpoint see the weights that are validated
-    callbacks = [EpochSeed(config.seed, k), *optimizer_callbacks(config, resumed=initial_epoch > 0),
-                 *task.callbacks(model, config, data, setup),
-                 RunCheckpoint(run, k, best, monitor=task.monitor)]
+    # the learning rate joins the epoch logs first; TensorBoard follows the task's callbacks (it
+    # writes their val_* logs) and precedes the checkpoint (an epoch redone after a kill
+    # overwrites its step rather than leaving a gap)
+    callbacks = [EpochSeed(config.seed, k), LearningRateLog(),
+                 *optimizer_callbacks(config, resumed=initial_epoch > 0),
+                 *task.callbacks(model, config, data, setup)]
+    if config.tensorboard:
+        callbacks.append(fold_tensorboard(run, k, setup.train, write_images=initial_epoch == 0))
+    callbacks.append(RunCheckpoint(run, k, best, monitor=task.monitor))
     if guard is not None:
         callbacks.insert(0, StopOnSignal(guard))
     if config.patience:

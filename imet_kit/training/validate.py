@@ -86,7 +86,17 @@ def name_problems(config: TrainConfig) -> list[str]:
     if problem and (spec is not None or config.weights is not None) and not config.init_from \
             and not hub:
         out.append(problem)
-    return out + recipe_problems(config) + mixing_problems(config)
+    return out + recipe_problems(config) + mixing_problems(config) + _tensorboard_problems(config)
+
+
+def _tensorboard_problems(config: TrainConfig) -> list[str]:
+    """tf.summary writes scalars and images only with the tensorboard package installed."""
+    import importlib.util
+
+    if not config.tensorboard or importlib.util.find_spec("tensorboard") is not None:
+        return []
+    return ["tensorboard: the event files need the tensorboard package, which is not installed; "
+            "pip install tensorboard, or pass --no-tensorboard"]
 
 
 # --- recipe power (issue 12): recipes, the long tail, phases ----------------------------------

@@ -71,6 +71,9 @@ def test_resume_adds_the_refit_then_skips_it(trained, capsys):
     assert state["n_val"] == 0
     assert full_model_path(run).is_file() and not list((run / "full").glob("last*.keras"))
     assert [r["epoch"] for r in full.read_history(0)] == list(range(epochs))
+    # its TensorBoard events sit beside the folds' (training/tensorboard.py), not in RUN/full
+    assert sorted(p.name for p in (run / "tensorboard").iterdir()) == ["fold0", "fold1", "full"]
+    assert list((run / "tensorboard" / "full" / "train").glob("events.out.tfevents.*"))
     summary = json.loads((run / "summary.json").read_text())
     assert summary["refit"]["refit"] is True
     assert (run / "thresholds.json").read_text() == thresholds  # thresholds stay the OOF ones

@@ -83,3 +83,16 @@ def test_the_tasks_own_fields_are_checked_with_the_rest():
     assert "margin_head: unknown 'arcfoo', expected one of" in msg and "arcface" in msg
     # the multilabel task has no margin head to check
     assert check_config(OK.replace(margin_head="arcfoo")).margin_head == "arcfoo"
+
+
+def test_tensorboard_without_its_package_is_one_problem_naming_the_fix(monkeypatch):
+    """tf.summary writes nothing without the tensorboard package: say so before training."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name == "tensorboard" else real(name, *a, **k))
+    problems = name_problems(OK)
+    assert len(problems) == 1 and problems[0].startswith("tensorboard:")
+    assert "pip install tensorboard" in problems[0] and "--no-tensorboard" in problems[0]
+    assert name_problems(OK.replace(tensorboard=False)) == []
