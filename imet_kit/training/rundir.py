@@ -14,6 +14,10 @@
     RUN/thresholds.json        thresholds chosen on OOF (global, per group, per class)
     RUN/summary.json           per-fold and OOF scores
     RUN/plots/*.png
+    RUN/tensorboard/fold{k}/   TensorBoard events per fold (train: loss, learning_rate, one
+                               augmented batch; validation: f2, threshold); full/ for --refit
+    RUN/full/                  the refit model (train --refit), laid out like a fold
+    RUN/stack/                 the second-level model (imet-kit stack)
 """
 
 from __future__ import annotations
