@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from imet_kit.errors import InputError
     from imet_kit.multilabel.export import check_converter, export_run, plan_export
 
+    _checks.input_folder(args.run, "RUN", "the run folder of `imet-kit train`")
     _checks.run_folder(args.run, thresholds=True)
     folds = None
     if args.folds or args.fold_list:
