@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from imet_kit.cli import _checks
-    from imet_kit.errors import InputError
-    from imet_kit.multilabel.export import check_converter, export_run, plan_export
+    from imet_kit.multilabel.export import check_converter, check_out, export_run, plan_export
 
     _checks.input_folder(args.run, "RUN", "the run folder of `imet-kit train`")
     _checks.run_folder(args.run, thresholds=True)
@@ -50,9 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.folds or args.fold_list:
         folds = sorted(set(args.folds or []) | set(args.fold_list or []))
     plan = plan_export(args.run, args.fmt, folds=folds, refit=not args.no_refit, tta=args.tta)
-    if os.path.lexists(args.out) and not args.force:
-        raise InputError(f"--out '{args.out}' exists; pass --force to replace it, or choose "
-                         f"another path.")
+    check_out(args.out, plan.run, args.force)
     _checks.writable_folder(os.path.dirname(os.path.abspath(args.out)), "--out")
     check_converter(args.fmt)
     res = export_run(args.run, args.out, args.fmt, folds=plan.folds, refit=plan.refit,

@@ -221,6 +221,16 @@ def _manifest(plan: ExportPlan, n_classes: int, diff: float | None) -> dict:
             "versions": {"keras": keras.__version__, "tensorflow": tf.__version__}}
 
 
+def check_out(out: str | os.PathLike, run: RunDir, force: bool) -> None:
+    """``out`` is new, or replaceable (``force``) without taking the run folder with it."""
+    out, here = Path(out), Path(os.path.realpath(run.path))
+    if os.path.realpath(out) in {str(here), *map(str, here.parents)}:
+        raise InputError(f"--out '{out}' is the run folder or holds it; choose a new folder, for "
+                         f"example '{run.path / 'export'}'.")
+    if os.path.lexists(out) and not force:
+        raise InputError(f"--out '{out}' exists; pass --force to replace it, or choose another path.")
+
+
 def export_run(run: str | os.PathLike, out: str | os.PathLike, fmt: str, *,
                folds: list[int] | None = None, refit: bool = True, tta: int = 1,
                force: bool = False, verify: bool = True) -> ExportResult:
@@ -241,8 +251,7 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, fmt: str, *,
     """
     plan = plan_export(run, fmt, folds=folds, refit=refit, tta=tta)
     out = Path(out)
-    if os.path.lexists(out) and not force:
-        raise InputError(f"--out '{out}' exists; pass --force to replace it, or choose another path.")
+    check_out(out, plan.run, force)
     check_converter(fmt)
     from imet_kit.multilabel.oof import load_thresholds
 

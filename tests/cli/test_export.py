@@ -80,6 +80,7 @@ def test_force_replaces_and_a_stacked_run_warns(run, tmp_path, capsys):
     ("missing_run", "nope' does not exist; expected the run folder of `imet-kit train`"),
     ("untrained", "has no trained fold (no fold*/best.keras). Train it first."),
     ("out_exists", "exists; pass --force to replace it"),
+    ("out_is_run", "is the run folder or holds it; choose a new folder"),
     ("tta", "--tta 3 needs the view 'crop_tl'"),
     ("fold", "Fold 5 has no model"),
     ("no_tf2onnx", "--format onnx needs tf2onnx: pip install 'imet_kit[export]'"),
@@ -98,6 +99,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(run, tmp_path, monkeypa
     elif case == "out_exists":
         out.mkdir()
         (out / "keep.txt").write_text("mine")
+    elif case == "out_is_run":
+        out, extra = run.parent, ["--force"]  # --force must not remove the run with the old folder
     elif case == "tta":
         extra = ["--tta", "3"]
     elif case == "fold":
