@@ -1,19 +1,16 @@
 """Export a run for serving: one artefact, raw images in, the ensemble's probabilities out.
 
-The artefact is one Keras functional model, ``uint8 (B, S, S, 3) RGB -> float32 -> each fold
-model x the in-graph TTA views -> average`` (with ``RUN/full/best.keras``: ``predict``'s
-``0.5 * mean(folds) + 0.5 * full``), written by Keras' ``model.export`` as a TensorFlow
-SavedModel, ONNX (tf2onnx) or TFLite (LiteRT). Its input is the image **already resized** by the
-run's eval transform (``image_size`` and ``resize`` mode;
-:func:`~imet_kit.multilabel.serving.serving_images`), so decoding
-and resizing stay outside and the artefact reproduces ``predict`` to float precision. Hence only
-the views that work on the resized square go in-graph (identity, flip); the corner crops are cut
-from the image fitted to 8/7 of the side and are refused. ``RUN/stack`` (scikit-learn) cannot go
-in-graph: the artefact returns the first-level probabilities, with the first-level thresholds.
-
-``OUT/`` holds the artefact (``saved_model/``, ``model.onnx`` or ``model.tflite``), ``labels.json``
-(attribute ids, names, groups in output order), ``thresholds.json`` (the run's thresholds and the
-rule) and ``export.json`` (input, output, what went in); built beside ``OUT``, then renamed.
+One Keras functional model, ``uint8 (B, S, S, 3) RGB -> float32 -> each fold model x the in-graph
+TTA views -> average`` (with ``RUN/full/best.keras``: ``predict``'s ``0.5 * mean(folds) + 0.5 *
+full``), written by ``model.export`` (SavedModel, TFLite) or tf2onnx (ONNX). Its input is the
+image **already resized** by the run's eval transform (``image_size``, ``resize``;
+:func:`~imet_kit.multilabel.serving.serving_images`), so the artefact reproduces ``predict`` to
+float precision; only views of the resized square go in-graph (identity, flip), the crop views
+need the original image. ``RUN/stack`` (scikit-learn) cannot go in-graph: the artefact returns the
+first-level probabilities, with the first-level thresholds. ``OUT/`` holds the artefact
+(``saved_model/``, ``model.onnx``, ``model.tflite``), ``labels.json`` (ids, names, groups in
+output order), ``thresholds.json`` (the run's thresholds and rule) and ``export.json``; it is
+built beside ``OUT``, then renamed.
 
 Example:
     >>> export_run("runs/demo", "export/onnx", "onnx", tta=2).artefact  # doctest: +SKIP
@@ -22,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -45,7 +43,7 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("savedmodel", "onnx", "tflite")
 ARTEFACTS = {"savedmodel": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite"}
-_KERAS_FORMATS = {"savedmodel": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
+_KERAS_FORMATS = {"savedmodel": "tf_saved_model", "tflite": "litert"}  # onnx: _export_onnx
 _CONVERTERS = {"onnx": ("tf2onnx", "onnx")}  # modules (= pip packages) beyond tensorflow
 RULE = ("Per image: the labels with p > threshold, at most max_labels of them (highest p first), "
         "plus the min_labels highest-p labels always. Mode global: one threshold; class: one per "
@@ -193,16 +191,33 @@ def thresholds_payload(thresholds: dict) -> dict:
     return out
 
 
-def _name_onnx_output(path: Path) -> None:
-    """tf2onnx names the output after the graph's last op (``Identity:0``): call it ``probs``."""
-    import onnx
+def _export_onnx(model, path: Path, size: int) -> None:
+    """ONNX through tf2onnx with the image as the only input, the output named ``probs``.
 
-    model = onnx.load(str(path))
-    old = model.graph.output[0].name
-    for node in model.graph.node:
-        node.output[:] = [OUTPUT_NAME if o == old else o for o in node.output]
-    model.graph.output[0].name = OUTPUT_NAME
-    onnx.save(model, str(path))
+    Not ``model.export(format="onnx")``: Keras 3.15 hands tf2onnx 1.17 a function whose every
+    non-resource input becomes an ONNX input, the tensors it captured included (a Normalization
+    layer's mean and variance: every Keras EfficientNet), so onnxruntime demands them as inputs.
+    Freezing with the image alone as input turns them into constants.
+    """
+    import tensorflow as tf
+    import tf2onnx
+
+    with contextlib.suppress(ImportError):  # Keras' numpy-2 patch of tf2onnx (np.object, np.cast)
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx
+
+        patch_tf2onnx()
+    spec = tf.TensorSpec((None, size, size, 3), tf.uint8, name=INPUT_NAME)
+    fn = tf.function(lambda image: model(image, training=False), input_signature=[spec])
+    concrete = fn.get_concrete_function()
+    inp, out = concrete.inputs[0].name, concrete.outputs[0].name
+    tf_log, level = logging.getLogger("tensorflow"), logging.getLogger("tensorflow").level
+    tf_log.setLevel(logging.ERROR)  # tf2onnx's freezing warns of the TF1 APIs it uses
+    try:
+        tf2onnx.convert.from_graph_def(tf2onnx.tf_loader.from_function(concrete, [inp], [out]),
+                                       input_names=[inp], output_names=[out], output_path=str(path),
+                                       tensors_to_rename={inp: INPUT_NAME, out: OUTPUT_NAME})
+    finally:
+        tf_log.setLevel(level)
 
 
 def _manifest(plan: ExportPlan, n_classes: int, diff: float | None) -> dict:
@@ -288,11 +303,12 @@ def _write_artefact(plan: ExportPlan, folder: Path, verify: bool) -> float | Non
     x = np.random.default_rng(0).integers(0, 256, (2, plan.size, plan.size, 3), dtype=np.uint8)
     expected = model.predict(x, verbose=0)  # also builds it: the ONNX exporter needs a called model
     path = folder / ARTEFACTS[plan.fmt]
-    with warnings.catch_warnings():  # keras' tf2onnx shim trips numpy's np.object FutureWarning
+    with warnings.catch_warnings():  # Keras' tf2onnx patch trips numpy's np.object FutureWarning
         warnings.simplefilter("ignore", FutureWarning)
-        model.export(str(path), format=_KERAS_FORMATS[plan.fmt], verbose=False)
-    if plan.fmt == "onnx":
-        _name_onnx_output(path)
+        if plan.fmt == "onnx":
+            _export_onnx(model, path, plan.size)
+        else:
+            model.export(str(path), format=_KERAS_FORMATS[plan.fmt], verbose=False)
     if not verify or (plan.fmt == "onnx" and importlib.util.find_spec("onnxruntime") is None):
         return None
     diff = float(np.abs(run_artefact(path, plan.fmt, x) - expected).max())

@@ -157,3 +157,26 @@ def test_missing_converter_names_the_pip_install(monkeypatch):
     check_converter("savedmodel")  # TensorFlow's own converters need nothing more
     check_converter("tflite")
 
+
+
+def test_onnx_takes_only_the_image_when_a_model_holds_constants(trained, tmp_path):
+    # a Normalization layer with a fixed mean and variance (every Keras EfficientNet has one):
+    # Keras' own ONNX export made those captured tensors ONNX inputs that onnxruntime demands
+    import keras
+
+    data, run = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("fold1"))
+    n_classes = RunDir(run).load_space().n_classes
+    x = keras.Input((32, 32, 3))
+    h = keras.layers.Normalization(mean=[120.0, 110.0, 100.0], variance=[3000.0, 2900.0, 2800.0])(x)
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(h))
+    keras.Model(x, keras.layers.Dense(n_classes, activation="sigmoid")(h)).save(copy / "fold0" / "best.keras")
+    res = export_run(copy, tmp_path / "exp", "onnx")
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(res.artefact), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    pred = predict(copy, data, progress=False)
+    np.testing.assert_allclose(_serve(res.artefact, "onnx", _images(data, pred.ids, copy)), pred.probs,
+                               atol=1e-4, rtol=0)
