@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace --out when it exists")
     p.add_argument("--tta", type=int, default=1,
                    help="TTA views in-graph: 1 (default) or 2 (+ horizontal flip; 1 for a run "
-                        "trained with --no-flip); crop views need the original image")
+                        "trained with --no-flip); crop, shift, zoom views: use predict")
     p.add_argument("--fold", type=int, action="append", dest="folds", help="use only fold k (repeatable)")
     p.add_argument("--folds", type=_fold_list, dest="fold_list",
                    help="use only these trained folds, comma-separated (e.g. 0,2)")

@@ -79,28 +79,32 @@ class ExportResult:
 
 
 def check_format(fmt: str) -> str:
-    """``fmt`` if it is one of :data:`FORMATS`."""
     if fmt not in FORMATS:
         raise InputError(f"Unknown export format {fmt!r}. Expected one of: {describe_choices(FORMATS)}.")
     return fmt
 
 
-def in_graph_views(tta: int, *, flip: bool = True) -> list[str]:
-    """The first ``tta`` TTA views of a run, refusing those that need the original image.
+def _in_graph(view: str) -> bool:
+    spec = TTA_SPECS[view]
+    return spec.scale == 1.0 and spec.dx == spec.dy == 0.0 and spec.zoom == 1.0  # identity, flip
 
-    Example:
-        >>> in_graph_views(2)
-        ['identity', 'flip']
+
+def in_graph_views(tta: int, *, flip: bool = True, resize: str = "crop") -> list[str]:
+    """``predict``'s first ``tta`` views, refusing those not reproducible from the resized input.
+
+    >>> in_graph_views(2)
+    ['identity', 'flip']
     """
-    views = tta_views(tta, flip=flip)
-    cropped = [v for v in views if TTA_SPECS[v].scale != 1.0]
-    if cropped:
-        able = [v for v in available_views(flip) if TTA_SPECS[v].scale == 1.0]
-        raise InputError(
-            f"--tta {tta} needs the view '{cropped[0]}', a crop of the image fitted to "
-            f"{TTA_SPECS[cropped[0]].scale:.4g}x the input side, which cannot be cut from an input "
-            f"already resized to the model's side. Export supports --tta 1 to {len(able)} "
-            f"({', '.join(able)}); run the crop views outside the artefact with imet-kit predict.")
+    views = tta_views(tta, flip=flip, resize=resize)
+    bad = next((v for v in views if not _in_graph(v)), None)
+    if bad is not None:
+        able = [v for v in available_views(flip, resize) if _in_graph(v)]
+        why = (f"a crop of the image fitted to {TTA_SPECS[bad].scale:.4g}x the input side, which "
+               f"cannot be cut from an input already resized to it" if TTA_SPECS[bad].scale != 1.0
+               else "a shift / zoom of the square by OpenCV's warpAffine, which the graph does not "
+                    "reproduce exactly")
+        raise InputError(f"--tta {tta} needs the view '{bad}', {why}. Export supports --tta 1 to "
+                         f"{len(able)} ({', '.join(able)}); use imet-kit predict for more views.")
     return views
 
 
@@ -128,23 +132,19 @@ def plan_export(run: str | os.PathLike, fmt: str, *, folds: list[int] | None = N
     if config.task != "multilabel":
         raise InputError(f"Run '{run_dir.path}' is a {config.task!r} run; export takes a "
                          f"multilabel run (retrieval runs export embeddings with imet-kit embed).")
-    views = in_graph_views(tta, flip=config.flip)
+    views = in_graph_views(tta, flip=config.flip, resize=config.resize)
     trained = run_dir.trained_folds()
     use_refit = bool(refit) and full_model_path(run_dir).is_file()
     if not trained and not use_refit:
-        raise InputError(f"Run '{run_dir.path}' has no trained fold (no fold*/best.keras). "
-                         f"Train it first.")
+        raise InputError(f"Run '{run_dir.path}' has no trained fold (no fold*/best.keras). Train it first.")
     chosen = trained if folds is None else sorted(set(folds))
     missing = [k for k in chosen if k not in trained]
     if missing:
-        raise InputError(f"Fold {missing[0]} has no model in '{run_dir.path}'; trained folds: "
-                         f"{trained}.")
+        raise InputError(f"Fold {missing[0]} has no model in '{run_dir.path}'; trained folds: {trained}.")
     if not chosen and not use_refit:
         raise InputError("No model to export: pass at least one fold.")
-    stack = stack_dir(run_dir)  # as load_stack finds it
-    stacked = (stack / "model.npz").is_file() and (stack / "thresholds.json").is_file()
-    return ExportPlan(run_dir, fmt, chosen, use_refit, views, resolve_size(config), config.resize,
-                      stacked)
+    stacked = all((stack_dir(run_dir) / f).is_file() for f in ("model.npz", "thresholds.json"))
+    return ExportPlan(run_dir, fmt, chosen, use_refit, views, resolve_size(config), config.resize, stacked)
 
 
 def build_ensemble(plan: ExportPlan):
@@ -176,7 +176,7 @@ def build_ensemble(plan: ExportPlan):
 
 
 def labels_payload(space) -> dict:
-    return {"attribute_ids": [int(i) for i in space.ids], "names": list(space.names),
+    return {"attribute_ids": space.ids.tolist(), "names": list(space.names),
             "groups": list(space.groups), "group_names": list(space.group_names)}
 
 

@@ -123,6 +123,9 @@ def test_in_graph_views_take_flips_and_refuse_crops():
         in_graph_views(2, flip=False)  # no mirrored views: the second is already a crop
     with pytest.raises(InputError, match="TTA count must be between 1 and 12"):
         in_graph_views(0)
+    assert in_graph_views(2, resize="squash") == ["identity", "flip"]
+    with pytest.raises(InputError, match="--tta 3 needs the view 'shift_l', a shift / zoom"):
+        in_graph_views(3, resize="pad")  # on the square, but a warp the graph does not copy
 
 
 def test_plan_refuses_what_it_cannot_export(trained, tmp_path):
