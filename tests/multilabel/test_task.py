@@ -53,7 +53,8 @@ def test_prediction_keeps_the_runs_geometry_and_never_flips(run, tmp_path):
     from imet_kit.multilabel.predict import predict
 
     data, out = run
-    with pytest.raises(InputError, match="between 1 and 6 .flips are off"):
-        predict(out, data, tta=7, progress=False)
-    pred = predict(out, data, tta=6, out=tmp_path / "sub.csv", progress=False)
-    assert pred.probs.shape == (10, 49) and pred.tta == 6 and np.isfinite(pred.probs).all()
+    # a pad run without flips: identity and the six whole-image shifts / zooms, no mirror
+    with pytest.raises(InputError, match="between 1 and 7 .flips are off"):
+        predict(out, data, tta=8, progress=False)
+    pred = predict(out, data, tta=7, out=tmp_path / "sub.csv", progress=False)
+    assert pred.probs.shape == (10, 49) and pred.tta == 7 and np.isfinite(pred.probs).all()
