@@ -5,16 +5,19 @@ every epoch, let the task finish each fold and the run. It knows no task (see
 A run survives being killed at any moment: after every epoch the model and its optimizer go to
 ``fold{k}/last-e{N}.keras`` and the epoch to ``state.json``; ``resume=True`` continues the unfinished
 fold from its last finished epoch and skips finished folds.
+
+Folds are independent jobs: each holds its own lock while it trains (:mod:`imet_kit.training.lock`),
+so processes on several machines train the folds of one shared run folder at once; the call that
+trains the last fold finishes the run (:mod:`imet_kit.training.finish`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import fields
+from contextlib import ExitStack
 
 import numpy as np
 
@@ -28,12 +31,6 @@ from imet_kit.training.task import Task, TaskData, get_task
 log = logging.getLogger(__name__)
 
 Reporter = Callable[[str], None]
-
-# where the data lives, how fast it loads and which folds this call trains may change on resume;
-# what is learned may not
-# (tensorboard only adds output files)
-RESUME_FREE_FIELDS = ("data", "out", "train_folds", "workers", "use_multiprocessing", "refit",
-                      "tensorboard")
 
 
 def resolve_size(config: TrainConfig) -> int:
@@ -141,27 +138,22 @@ def fit_verbosity(report: Reporter | None):
     return "auto" if sys.stdout.isatty() else 2
 
 
-def check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:
-    """Refuse to continue a run with settings that change what is learned."""
-    diff = [f.name for f in fields(TrainConfig)
-            if f.name not in RESUME_FREE_FIELDS and getattr(saved, f.name) != getattr(given, f.name)]
-    if diff:
-        raise InputError(
-            f"--resume continues a run with its saved config, but {', '.join(diff)} differ "
-            f"(saved: {', '.join(f'{d}={getattr(saved, d)!r}' for d in diff)}). Drop those flags, "
-            f"or start a new run with another --out."
-        )
-
-
 def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | None = None,
              task: Task | None = None) -> dict:
     """Train every fold (or ``config.train_folds``) of the config's task, then finish the run.
+
+    Each fold trained holds its own lock (``RUN/fold{k}/.lock``), so calls with different
+    ``train_folds`` train one run folder at once, from several processes or machines sharing it;
+    the first creates the run, the others join it (same config; no ``resume`` needed for folds
+    not started yet). The call that trains the last missing fold finishes the run
+    (:mod:`imet_kit.training.finish`).
 
     Args:
         config: the run's configuration (``config.out`` is the run folder, ``config.task`` the
             task: ``multilabel`` chooses thresholds on the out-of-fold predictions,
             ``embedding`` exports an embedding model per fold).
-        resume: continue an existing run folder; without it an existing folder is refused.
+        resume: continue an existing run folder; without it an existing folder is refused,
+            unless ``config.train_folds`` names only folds not started yet.
         report: called with one human-readable line per event (fold start / end / skip).
         task: a :class:`~imet_kit.training.task.Task` instance instead of ``config.task``'s.
 
@@ -175,8 +167,10 @@ def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | No
     """
     from imet_kit.data.images import check_images
     from imet_kit.folds.maker import make_folds
+    from imet_kit.training.finish import finish_cv, run_lock
     from imet_kit.training.interrupt import GracefulInterrupts
     from imet_kit.training.lock import RunLock
+    from imet_kit.training.start import check_run_folder, clean_failed_start
     from imet_kit.training.validate import check_config
 
     config = check_config(config, task)  # every name and number, before anything is written
@@ -185,55 +179,69 @@ def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | No
     if run.path.exists() and not run.path.is_dir():
         raise InputError(f"--out '{run.path}' is a file; expected a run folder (new or to resume). "
                          f"Choose another --out.")
+    todo = list(config.train_folds) if config.train_folds is not None else list(range(config.folds))
     existed = run.path.is_dir()
     before = set(os.listdir(run.path)) if existed else set()
-    _check_run_folder(run, config, resume)  # a refusal writes nothing, not even the lock file
-    with RunLock(run.path), GracefulInterrupts() as guard:
-        created = False
+    check_run_folder(run, config, resume)  # a refusal writes nothing, not even a lock file
+    created, creator = False, run_lock(run)
+    with GracefulInterrupts() as guard, ExitStack() as held:
         try:
-            _check_run_folder(run, config, resume)  # again, now that no one else can change it
-            remove_temporaries(run.path)  # what a killed writer left
+            mine = [held.enter_context(RunLock(run.fold_dir(k), what=f"fold {k} of the run"))
+                    for k in todo]  # a fold another process trains: refused at once
             data = task.load_data(config)
             check_images(data.paths, workers=max(2, config.workers))  # headers, before any write
-            if run.exists():
-                run.check_same_labels(data.space, config.data)
-                run.check_same_train_ids(data.ids, config.data)
-                folds = run.load_folds()["fold"].to_numpy()
-            else:
-                folds = make_folds(data.y, n_folds=config.folds, method=config.fold_method,
-                                   seed=config.seed)
-                created = True
-                run.create(config, data.space, data.ids, folds)  # config.json before training
-                task.on_create(run, data)
-            results = _train_folds(task, config, data, run, folds, report, guard)
-            summary = task.finish(run, config, data, folds, results)
-            if config.refit:  # after CV: one model on all images into RUN/full (training/refit.py)
-                from imet_kit.training.refit import refit_plan
-
-                plan = refit_plan(run, config, report)  # None while a fold is missing
-                if plan is not None:
-                    summary["refit"] = plan.result or train_fold(
-                        task, plan.config, data, plan.run, plan.fold, folds, report=report,
-                        guard=guard)
-            atomic_write_json(summary, run.summary_path)
+            with creator:  # short: the first process creates the run, the others wait, then join
+                for lock in mine:
+                    lock.ensure_linked()
+                check_run_folder(run, config, resume)  # again, now that no one else can change it
+                remove_temporaries(run.path, recursive=False)  # what a killed writer left
+                if run.exists():
+                    run.check_same_labels(data.space, config.data)
+                    run.check_same_train_ids(data.ids, config.data)
+                    folds = run.load_folds()["fold"].to_numpy()
+                else:
+                    folds = make_folds(data.y, n_folds=config.folds, method=config.fold_method,
+                                       seed=config.seed)
+                    created = True
+                    run.create(config, data.space, data.ids, folds)  # config.json before training
+                    task.on_create(run, data)
+            for k in todo:
+                remove_temporaries(run.fold_dir(k))  # folds no one else writes while we hold them
+            _train_folds(task, config, data, run, folds, todo, report, guard)
+            summary = finish_cv(task, config, data, run, folds, report=report)
+            if config.refit and summary.get("complete"):
+                summary = _refit(task, config, data, run, folds, summary, report, guard)
         except BaseException:
-            if (created or not existed) and not _any_epoch_done(run, config):
-                _remove_new_entries(run.path, existed, before)
+            clean_failed_start(run, config, creator, created=created, existed=existed,
+                               before=before, mine=todo)
             raise
     return summary
 
 
-def _check_run_folder(run: RunDir, config: TrainConfig, resume: bool) -> None:
-    if run.exists() and not resume:
-        raise InputError(f"Run folder '{run.path}' already holds a run. Pass --resume to continue "
-                         f"it, or choose another --out.")
-    if run.exists():
-        check_resume_config(run.load_config(), config)
+def _refit(task: Task, config: TrainConfig, data: TaskData, run: RunDir, folds: np.ndarray,
+           summary: dict, report: Reporter | None, guard) -> dict:
+    """After CV: one model on all images into RUN/full (training/refit.py), under its own lock."""
+    from imet_kit.training.finish import read_summary, run_lock
+    from imet_kit.training.lock import RunLock
+    from imet_kit.training.refit import refit_plan
+
+    plan = refit_plan(run, config, report)
+    if plan is None:  # a fold is missing after all (cannot happen after a complete finish)
+        return summary
+    if plan.result is not None:
+        summary["refit"] = plan.result
+        return summary
+    with RunLock(plan.run.fold_dir(plan.fold), what="refit of the run"):
+        result = train_fold(task, plan.config, data, plan.run, plan.fold, folds, report=report,
+                            guard=guard)
+    with run_lock(run):
+        summary = {**read_summary(run), "refit": result}
+        atomic_write_json(summary, run.summary_path)
+    return summary
 
 
 def _train_folds(task: Task, config: TrainConfig, data: TaskData, run: RunDir, folds: np.ndarray,
-                 report: Reporter | None, guard) -> dict:
-    todo = list(config.train_folds) if config.train_folds is not None else list(range(config.folds))
+                 todo: list[int], report: Reporter | None, guard) -> dict:
     results = {}
     for k in todo:
         if run.fold_done(k):
@@ -250,17 +258,3 @@ def _train_folds(task: Task, config: TrainConfig, data: TaskData, run: RunDir, f
                        f"(epoch {res.get('best_epoch', '?')}/{config.epochs})")
         results[str(k)] = res
     return results
-
-
-def _any_epoch_done(run: RunDir, config: TrainConfig) -> bool:
-    return any((run.fold_dir(k) / "state.json").is_file() for k in range(config.folds))
-
-
-def _remove_new_entries(folder, existed: bool, before: set[str]) -> None:
-    """Leave ``folder`` as it was before the call: gone if it was new, else without new entries."""
-    if not existed:
-        shutil.rmtree(folder, ignore_errors=True)
-        return
-    for name in set(os.listdir(folder)) - before:
-        path = os.path.join(folder, name)
-        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)

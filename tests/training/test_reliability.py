@@ -91,7 +91,10 @@ def test_a_failure_after_an_epoch_keeps_the_run_resumable(data, tmp_path, monkey
     assert not list((tmp_path / "r").rglob(".*.tmp*"))
 
 
-def test_a_second_writer_is_refused_and_the_first_keeps_its_lock(data, tmp_path, capsys):
+def test_a_second_writer_is_refused_and_the_first_keeps_its_lock(data, tmp_path, capsys,
+                                                                 monkeypatch):
+    """The run-level lock is waited for (it is held briefly: create, finish), then refused."""
+    monkeypatch.setattr("imet_kit.training.lock.RUN_LOCK_WAIT_S", 0.5)
     out = tmp_path / "run"
     with RunLock(out):
         code = main(["train", "--data", str(data), "--out", str(out), "--resume", "--folds", "2",
