@@ -183,15 +183,15 @@ def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | No
     existed = run.path.is_dir()
     before = set(os.listdir(run.path)) if existed else set()
     check_run_folder(run, config, resume)  # a refusal writes nothing, not even a lock file
-    created, creator = False, run_lock(run)
+    created, creator, mine = False, run_lock(run), {}
     with GracefulInterrupts() as guard, ExitStack() as held:
         try:
-            mine = [held.enter_context(RunLock(run.fold_dir(k), what=f"fold {k} of the run"))
-                    for k in todo]  # a fold another process trains: refused at once
+            for k in todo:  # a fold another process trains: refused at once
+                mine[k] = held.enter_context(RunLock(run.fold_dir(k), what=f"fold {k} of the run"))
             data = task.load_data(config)
             check_images(data.paths, workers=max(2, config.workers))  # headers, before any write
             with creator:  # short: the first process creates the run, the others wait, then join
-                for lock in mine:
+                for lock in mine.values():
                     lock.ensure_linked()
                 check_run_folder(run, config, resume)  # again, now that no one else can change it
                 remove_temporaries(run.path, recursive=False)  # what a killed writer left
@@ -213,7 +213,7 @@ def train_cv(config: TrainConfig, *, resume: bool = False, report: Reporter | No
                 summary = _refit(task, config, data, run, folds, summary, report, guard)
         except BaseException:
             clean_failed_start(run, config, creator, created=created, existed=existed,
-                               before=before, mine=todo)
+                               before=before, mine=list(mine))
             raise
     return summary
 

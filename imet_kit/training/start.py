@@ -72,24 +72,24 @@ def _any_epoch_done(run: RunDir, config: TrainConfig) -> bool:
 def clean_failed_start(run: RunDir, config: TrainConfig, creator, *, created: bool,
                        existed: bool, before: set[str], mine: list[int]) -> None:
     """After a failure: leave a run with no finished epoch as it was before this call (gone if it
-    was new), unless another process works in it; then remove only this call's fold lock
-    folders. A run with a finished epoch stays, to resume."""
+    was new), unless another process works in it; then remove only the folders of the fold locks
+    this call held (``mine``). A run with a finished epoch stays, to resume."""
     if _any_epoch_done(run, config) or not run.path.is_dir():
         return
-    try:
-        creator.wait = 0.0  # released by now: a holder is another process
-        creator.acquire()
-    except RunLockedError:  # someone is creating or finishing the run: it is theirs too
-        pass
-    else:
+    if created or not existed:
         try:
-            others = [k for k in range(config.folds) if k not in mine
-                      and lock_holder(run.fold_dir(k))]
-            if (created or not existed) and not others:
-                _remove_new_entries(run.path, existed, before)
-                return
-        finally:
-            creator.release()
+            creator.wait = 0.0  # released by now: a holder is another process
+            creator.acquire()
+        except RunLockedError:  # someone is creating or finishing the run: it is theirs too
+            pass
+        else:
+            try:
+                if not any(lock_holder(run.fold_dir(k)) for k in range(config.folds)
+                           if k not in mine):
+                    _remove_new_entries(run.path, existed, before)
+                    return
+            finally:
+                creator.release()
     for k in mine:  # a folder holding nothing but this call's lock
         fold = run.fold_dir(k)
         if fold.is_dir() and os.listdir(fold) == [".lock"]:
