@@ -228,12 +228,11 @@ def _refit(task: Task, config: TrainConfig, data: TaskData, run: RunDir, folds: 
     plan = refit_plan(run, config, report)
     if plan is None:  # a fold is missing after all (cannot happen after a complete finish)
         return summary
-    if plan.result is not None:
-        summary["refit"] = plan.result
-        return summary
-    with RunLock(plan.run.fold_dir(plan.fold), what="refit of the run"):
-        result = train_fold(task, plan.config, data, plan.run, plan.fold, folds, report=report,
-                            guard=guard)
+    result = plan.result
+    if result is None:
+        with RunLock(plan.run.fold_dir(plan.fold), what="refit of the run"):
+            result = train_fold(task, plan.config, data, plan.run, plan.fold, folds,
+                                report=report, guard=guard)
     with run_lock(run):
         summary = {**read_summary(run), "refit": result}
         atomic_write_json(summary, run.summary_path)
