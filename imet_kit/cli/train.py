@@ -91,7 +91,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
                         " (--config and flags override it; 'list' lists them)")
     p.add_argument("--folds", type=int, default=S, help="K (default 5)")
     p.add_argument("--fold", type=int, action="append", dest="train_folds", default=S,
-                   help="train only fold k (repeatable)")
+                   help="train only fold k (repeatable); other processes or machines may train "
+                        "other folds into the same --out at once, the last one finishes the run")
     p.add_argument("--fold-method", dest="fold_method", default=S, help="iterative (default) or rare-first")
     p.add_argument("--task", default=S,
                    help="multilabel (default) or embedding (margin head; see imet-kit embed)")
