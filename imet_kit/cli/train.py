@@ -79,7 +79,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                    "RUN/tensorboard/: loss, val F2, threshold, LR, a batch)")
     p.add_argument("--tensorboard", action="store_const", const=True, default=S,
                    help="write them (the default; with --resume: again, after --no-tensorboard)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local (default: the folds one after the other in this process) or ray "
+                        "(each fold a Ray task; RUN must be on storage every node sees; "
+                        'pip install "imet_kit[ray]")')
+    p.add_argument("--ray-address", dest="ray_address", default=None,
+                   help="--executor ray: a running cluster (auto, ray://HOST:10001; default: "
+                        "start a local Ray instance)")
+    p.add_argument("--cpus-per-fold", dest="cpus_per_fold", type=float, default=1.0,
+                   help="--executor ray: CPUs each fold's task reserves (default 1)")
+    p.add_argument("--gpus-per-fold", dest="gpus_per_fold", type=float, default=0.0,
+                   help="--executor ray: GPUs each fold's task reserves (default 0)")
     add_config_arguments(p)
+
+
+EXECUTOR_FLAGS = ("executor", "ray_address", "cpus_per_fold", "gpus_per_fold")
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
@@ -178,7 +192,8 @@ def resolve_config(args: argparse.Namespace, skip: tuple[str, ...] = ()):
     from imet_kit.config import TrainConfig, load_config_file, load_recipe
     from imet_kit.training.rundir import RunDir
 
-    skip = {"config", "resume", "json", "verbose", "command", "_run", "_image_hint", *skip}
+    skip = {"config", "resume", "json", "verbose", "command", "_run", "_image_hint",
+            *EXECUTOR_FLAGS, *skip}
     flags = {k: v for k, v in vars(args).items() if k not in skip}
     if "train_folds" in flags:
         flags["train_folds"] = tuple(flags["train_folds"])
@@ -214,7 +229,14 @@ def run(args: argparse.Namespace) -> int:
     check_config(config)
     _checks.output_folder(config.out)
     _checks.input_folder(config.data, "--data", "a dataset folder (labels.csv, train.csv, train/)")
-    summary = train_cv(config, resume=args.resume, report=print)  # checks data and images first
+    if args.executor == "ray":
+        from imet_kit.training.ray_jobs import train_folds_on_ray
+
+        summary = train_folds_on_ray(config, resume=args.resume, address=args.ray_address,
+                                     num_cpus=args.cpus_per_fold, num_gpus=args.gpus_per_fold,
+                                     report=print)
+    else:
+        summary = train_cv(config, resume=args.resume, report=print)  # checks data and images first
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
