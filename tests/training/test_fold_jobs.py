@@ -152,8 +152,12 @@ def test_two_processes_train_two_folds_of_one_run_at_once(data, reference, tmp_p
     try:
         # both train at once: each holds its fold's lock at the same moment
         assert _wait_for(lambda: all(lock_holder(out / f"fold{k}") for k in (0, 1)), procs[0])
-        same = subprocess.run(_train_argv(data, out, 0), capture_output=True, text=True,
-                              timeout=120)
+        os.kill(procs[0].pid, signal.SIGSTOP)  # fold 0 stays in training while a third one starts
+        try:
+            same = subprocess.run(_train_argv(data, out, 0), capture_output=True, text=True,
+                                  timeout=120)
+        finally:
+            os.kill(procs[0].pid, signal.SIGCONT)
         assert same.returncode == 2, same.stderr
         assert f"PID {procs[0].pid}" in same.stderr and same.stderr.count("\n") == 1
         codes = [p.wait(timeout=400) for p in procs]
