@@ -38,7 +38,7 @@ class TrainConfig:
     backbone: str = "efficientnet_b3"    # imet_kit.models.backbones name
     weights: str | None = "imagenet"     # "imagenet", None (random init) or a local *.weights.h5
     image_size: int | None = 288         # square input side; None = the backbone's default
-    batch_size: int = 32                 # images per step
+    batch_size: int = 32                 # images per step: the global batch, split evenly over the devices
     epochs: int = 8                      # epochs per fold
     optimizer: str = "adam"              # "adam", "adamw" or "sgd"
     lr: float = 3e-4                     # peak learning rate
@@ -52,6 +52,7 @@ class TrainConfig:
     head_warmup_epochs: int = 0          # epochs with the backbone frozen before unfreezing
     mixed_precision: str = "auto"        # "auto" (fp16 on GPU, off on CPU), "off", "mixed_float16", "mixed_bfloat16"
     jit_compile: str = "auto"            # XLA: "auto" (off on CPU: ~10x slower there), "on", "off"
+    distribution: str = "auto"           # devices: "auto", "none" (one), "mirrored" (TF: all GPUs / logical CPUs), "data-parallel" (JAX)
     workers: int = 1                     # PyDataset worker threads / processes
     use_multiprocessing: bool = False    # processes instead of threads for the workers
     pipeline: str = "pydataset"          # input: "pydataset" (OpenCV + albumentations in Python

@@ -135,6 +135,11 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto (default: fp16 on GPU, off on CPU), off, mixed_float16, mixed_bfloat16")
     p.add_argument("--jit-compile", dest="jit_compile", default=S,
                    help="XLA: auto (default: off on CPU), on, off")
+    p.add_argument("--distribution", default=S,
+                   help="devices: auto (default: TPU, else mirrored over >1 GPU, else one device), "
+                        "none (one device), mirrored (TF MirroredStrategy over every GPU, or the "
+                        "logical CPUs), data-parallel (JAX backend only); --batch-size is the "
+                        "global batch and must divide by the device count")
     p.add_argument("--workers", type=int, default=S, help="data loader workers (default 1)")
     p.add_argument("--use-multiprocessing", dest="use_multiprocessing", type=_bool, default=S)
     p.add_argument("--pipeline", default=S,

@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -54,7 +53,8 @@ class ImageDataset(keras.utils.PyDataset):
         paths: one image file per row.
         y: multi-hot labels ``(n, C)``, dense or scipy sparse; None to predict.
         size: output side in pixels (square crops).
-        batch_size: rows per batch; the last batch may be short (no row is dropped).
+        batch_size: rows per batch; the last batch may be short (no row is dropped), except
+            with ``replicas > 1``.
         augment: a train preset from ``imet_kit.data.augment.TRAIN_PRESETS``, or None for
             the deterministic eval transform.
         resize: the geometry (``imet_kit.data.geometry.RESIZE_MODES``): ``crop`` (shorter side
@@ -88,6 +88,10 @@ class ImageDataset(keras.utils.PyDataset):
         kept_indices: rows of ``paths`` that the batches cover, in order when not shuffled.
         skipped: ``{path: reason}`` of the files left out.
         epoch: the epoch used for shuffling and seeding; advanced by ``on_epoch_end``.
+        replicas: devices that split each batch (set by the engine, default 1). Above 1, a
+            training loader (``augment`` set) drops its last short batch, and an evaluation
+            loader folds a last batch smaller than ``replicas`` into the one before it, so every
+            row is kept and no device gets an empty batch (TF's CPU convolution breaks on one).
     """
 
     def __init__(
@@ -151,6 +155,7 @@ class ImageDataset(keras.utils.PyDataset):
         self.skip_corrupt = bool(skip_corrupt)
         self.opencv_threads = (1 if workers > 1 else None) if opencv_threads is None else opencv_threads
         self.epoch = 0
+        self.replicas = 1
         self.skipped: dict[str, str] = {}
         self.kept_indices = np.arange(len(self.paths))
         if self.skip_corrupt:
@@ -197,7 +202,10 @@ class ImageDataset(keras.utils.PyDataset):
 
     # -- PyDataset API -----------------------------------------------------------------
     def __len__(self) -> int:
-        return math.ceil(len(self.kept_indices) / self.batch_size)
+        full, rest = divmod(len(self.kept_indices), self.batch_size)
+        if rest and full and self.replicas > 1 and (self.augment is not None or rest < self.replicas):
+            return full  # training: the short batch is dropped; evaluation: the last batch takes it
+        return full + bool(rest)
 
     @property
     def n_classes(self) -> int | None:
@@ -244,7 +252,10 @@ class ImageDataset(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"Batch index {index} out of range for {len(self)} batches.")
         epoch = self.epoch
-        rows = self.order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        stop = (index + 1) * self.batch_size
+        if self.augment is None and index == len(self) - 1:
+            stop = None  # evaluation keeps every row (see ``replicas``)
+        rows = self.order(epoch)[index * self.batch_size : stop]
         transform = self._transform()
         transform.set_random_seed(batch_seed(self.seed, epoch, index))
         x = np.empty((len(rows), self.size, self.size, 3), dtype=np.uint8)

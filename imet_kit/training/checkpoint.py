@@ -127,7 +127,11 @@ def resume_or_build(config, run: RunDir, k: int, build: Callable[[], object],
     initial_epoch = int(state.get("epoch", 0)) if last.is_file() and not state.get("done") else 0
     remove_stale_checkpoints(fold, keep=last.name if initial_epoch else None)
     best = float(state.get("best_" + monitor.removeprefix("val_"), -1.0)) if initial_epoch else -1.0
-    strategy = get_strategy("auto")
+    strategy = get_strategy(config.distribution)
+    n = strategy.num_replicas_in_sync
+    if report and n > 1:
+        report(f"fold {k}: {type(strategy).__name__} over {n} replicas, global batch "
+               f"{config.batch_size} = {config.batch_size // n} per replica")
     with strategy.scope():
         if initial_epoch:
             model = load_model(last)

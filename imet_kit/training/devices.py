@@ -20,6 +20,11 @@ from imet_kit.errors import ImetKitError, InputError, describe_choices
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "default", "tpu", "mirrored", "multi_worker")
+DISTRIBUTIONS = ("auto", "none", "mirrored", "data-parallel")  # `imet-kit train --distribution`
+_BACKEND_OF = {"mirrored": "tensorflow", "data-parallel": "jax"}
+MULTI_WORKER_BUG = ("MultiWorkerMirroredStrategy (TF_CONFIG with several workers) fails inside "
+                    "Keras 3's fit (keras-team/keras#20585); unset TF_CONFIG and train each host's "
+                    "folds with --fold k into one shared --out instead")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 _TPU_ENV = ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE")
 
@@ -62,6 +67,7 @@ def resolve_strategy_kind(kind: str = "auto", *, n_gpus: int = 0, tpu: bool = Fa
         >>> resolve_strategy_kind("auto", n_gpus=2), resolve_strategy_kind("auto", n_gpus=1)
         ('mirrored', 'default')
     """
+    kind = "default" if kind == "none" else kind
     if kind not in STRATEGIES:
         raise InputError(f"Unknown strategy {kind!r}. Expected one of: {describe_choices(STRATEGIES)}.")
     if kind != "auto":
@@ -78,17 +84,23 @@ def get_strategy(kind: str = "auto"):
 
     ``"mirrored"`` uses every GPU, or every logical CPU where there is no GPU (see
     :func:`configure_logical_cpus`; slower than no strategy on a real CPU, useful to test).
+    ``batch_size`` stays the global batch: each of the N replicas gets ``batch_size / N`` rows.
 
     Args:
-        kind: one of ``"auto"``, ``"default"``, ``"tpu"``, ``"mirrored"``, ``"multi_worker"``.
+        kind: a ``--distribution`` name (``"auto"``, ``"none"``, ``"mirrored"``; ``"data-parallel"``
+            is the JAX backend's and refused here) or ``"default"``, ``"tpu"``.
+            ``"multi_worker"`` is refused (:data:`MULTI_WORKER_BUG`).
 
     Returns:
-        The strategy; ``strategy.num_replicas_in_sync`` tells how to scale the batch size.
+        The strategy; ``strategy.num_replicas_in_sync`` is the number of replicas.
 
     Example:
-        >>> get_strategy("default").num_replicas_in_sync
+        >>> get_strategy("none").num_replicas_in_sync
         1
     """
+    problem = backend_problem(kind)
+    if problem:
+        raise InputError(problem + ".")
     tf = _tf()
     gpus = tf.config.list_logical_devices("GPU")
     resolved = resolve_strategy_kind(kind, n_gpus=len(gpus), tpu=kind == "auto" and tpu_requested(),
@@ -102,7 +114,7 @@ def get_strategy(kind: str = "auto"):
         except (ValueError, RuntimeError, tf.errors.OpError) as exc:
             raise ImetKitError(f"A TPU was requested but cannot be reached: {exc}") from exc
     elif resolved == "multi_worker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        raise InputError(MULTI_WORKER_BUG + ".")
     elif resolved == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         strategy = tf.distribute.MirroredStrategy(devices=devices)
@@ -111,6 +123,102 @@ def get_strategy(kind: str = "auto"):
     logger.info("strategy %s (%s): %d replica(s)", resolved, type(strategy).__name__,
                 strategy.num_replicas_in_sync)
     return strategy
+
+
+def backend_problem(kind: str, backend: str | None = None) -> str | None:
+    """Why ``--distribution kind`` cannot run on the Keras backend (None: it can).
+
+    Example:
+        >>> "KERAS_BACKEND=jax" in backend_problem("data-parallel", "tensorflow")
+        True
+    """
+    need = _BACKEND_OF.get(kind)
+    if need is None:
+        return None
+    if backend is None:
+        import keras
+
+        backend = keras.backend.backend()
+    if backend == need:
+        return None if need == "tensorflow" else (
+            "distribution: 'data-parallel' under JAX is not wired into imet-kit train yet; use "
+            "KERAS_BACKEND=tensorflow with --distribution mirrored")
+    engine = {"mirrored": "tf.distribute.MirroredStrategy",
+              "data-parallel": "keras.distribution.DataParallel"}[kind]
+    other = "mirrored" if kind == "data-parallel" else "data-parallel"
+    return (f"distribution: {kind!r} is {engine}, which needs KERAS_BACKEND={need}; this process "
+            f"runs KERAS_BACKEND={backend}. Set KERAS_BACKEND={need}, or use --distribution "
+            f"{other}, auto or none")
+
+
+def replica_count(kind: str) -> int:
+    """How many replicas ``--distribution kind`` will train on here, without starting TensorFlow's
+    devices (logical CPUs may still be configured afterwards); a TPU counts 1 (known once reached).
+
+    Example:
+        >>> replica_count("none")
+        1
+    """
+    kind = "default" if kind == "none" else kind
+    if kind not in ("auto", "mirrored"):
+        return 1
+    tf = _tf()
+
+    def logical(device_type: str) -> int:
+        return sum(len(tf.config.get_logical_device_configuration(d) or [d])
+                   for d in tf.config.list_physical_devices(device_type))
+
+    gpus = logical("GPU")
+    if kind == "auto":
+        return gpus if gpus > 1 and not tpu_requested() and tf_config_workers() <= 1 else 1
+    return gpus or logical("CPU")
+
+
+def distribution_problems(kind: str, batch_size: int, backend: str | None = None) -> list[str]:
+    """Problems of ``--distribution kind`` with ``batch_size`` (the global batch) on this machine.
+
+    Example:
+        >>> distribution_problems("spread", 32)
+        ["distribution: unknown 'spread', expected one of auto, none, mirrored, data-parallel"]
+    """
+    if kind not in DISTRIBUTIONS:
+        return [f"distribution: unknown {kind!r}, expected one of {', '.join(DISTRIBUTIONS)}"]
+    problem = backend_problem(kind, backend)
+    if problem:
+        return [problem]
+    if kind == "auto" and tf_config_workers() > 1 and not tpu_requested():
+        return ["distribution: auto would pick " + MULTI_WORKER_BUG]
+    n = replica_count(kind)
+    if n > 1 and isinstance(batch_size, int) and batch_size >= 1 and batch_size % n:
+        below, above = batch_size // n * n, -(-batch_size // n) * n
+        near = f"{below} or {above}" if below else str(above)
+        return [f"batch_size: {batch_size} does not split evenly over the {n} replicas of "
+                f"--distribution {kind} (batch_size is the global batch, divided among devices); "
+                f"expected a multiple of {n}, e.g. --batch-size {near}"]
+    return []
+
+
+def fit_loaders_to_replicas(loaders, replicas: int) -> list:
+    """Tell each :class:`~imet_kit.data.dataset.ImageDataset` among ``loaders`` (or wrapped in one's
+    ``images``) how many replicas share a batch: training drops its last short batch, evaluation
+    keeps every row but never leaves a replica an empty batch. Returns the loaders it could not
+    tell (a tf.data pipeline keeps its short last batch)."""
+    import keras
+
+    from imet_kit.data.dataset import ImageDataset
+
+    untold = []
+    for loader in loaders:  # anything else (arrays, labels) is not a loader: left alone
+        inner = getattr(loader, "images", loader)
+        if isinstance(inner, ImageDataset):
+            inner.replicas = int(replicas)
+        elif isinstance(loader, keras.utils.PyDataset) or \
+                type(loader).__module__.startswith(("tensorflow", "imet_kit.data.tfdata")):
+            untold.append(loader)
+    if untold and replicas > 1:
+        logger.warning("%d loader(s) are not ImageDatasets and keep a short last batch under %d "
+                       "replicas", len(untold), replicas)
+    return untold
 
 
 def configure_logical_cpus(n: int) -> list:

@@ -83,6 +83,7 @@ def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: 
         remove_stale_checkpoints,
         resume_or_build,
     )
+    from imet_kit.training.devices import fit_loaders_to_replicas
     from imet_kit.training.interrupt import StopOnSignal
     from imet_kit.training.tensorboard import LearningRateLog, fold_tensorboard
 
@@ -93,6 +94,8 @@ def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: 
         config, run, k, lambda: task.build_model(config, data, tr, size), report,
         monitor=task.monitor)
     setup.train.epoch = initial_epoch  # shuffling and augmentation: seeded by (seed, epoch, batch)
+    fit_loaders_to_replicas([setup.train, *setup.fit_kwargs.values(), *setup.extra.values()],
+                            strategy.num_replicas_in_sync)  # no replica ever gets an empty batch
     # optimizer callbacks (EMA swap) run before the task's validation, so both it and the
     # checkpoint see the weights that are validated
     # the learning rate joins the epoch logs first; TensorBoard follows the task's callbacks (it

@@ -20,9 +20,10 @@ from imet_kit.training.rundir import RunDir
 
 # where the data lives, how fast it loads and which folds this call trains may change on resume;
 # what is learned may not
-# (tensorboard only adds output files)
+# (tensorboard only adds output files; distribution: a run may resume on a machine with another
+# device count, batch_size staying the global batch)
 RESUME_FREE_FIELDS = ("data", "out", "train_folds", "workers", "use_multiprocessing", "refit",
-                      "tensorboard")
+                      "tensorboard", "distribution")
 
 
 def check_resume_config(saved: TrainConfig, given: TrainConfig, joining: bool = False) -> None:

@@ -86,7 +86,15 @@ def name_problems(config: TrainConfig) -> list[str]:
     if problem and (spec is not None or config.weights is not None) and not config.init_from \
             and not hub:
         out.append(problem)
-    return out + recipe_problems(config) + mixing_problems(config) + _tensorboard_problems(config)
+    return (out + recipe_problems(config) + mixing_problems(config) + _tensorboard_problems(config)
+            + _distribution_problems(config))
+
+
+def _distribution_problems(config: TrainConfig) -> list[str]:
+    """The device layout: a known name the Keras backend runs, and a batch the replicas share."""
+    from imet_kit.training.devices import distribution_problems
+
+    return distribution_problems(config.distribution, config.batch_size)
 
 
 def _tensorboard_problems(config: TrainConfig) -> list[str]:
