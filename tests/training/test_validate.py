@@ -96,3 +96,60 @@ def test_tensorboard_without_its_package_is_one_problem_naming_the_fix(monkeypat
     assert len(problems) == 1 and problems[0].startswith("tensorboard:")
     assert "pip install tensorboard" in problems[0] and "--no-tensorboard" in problems[0]
     assert name_problems(OK.replace(tensorboard=False)) == []
+
+
+# --- --distribution (issue 13 item 3) ---------------------------------------------------------
+def test_an_unknown_distribution_lists_the_choices():
+    with pytest.raises(InputError, match=r"^Invalid distribution: unknown 'spread', expected one of "
+                                         r"auto, none, mirrored, data-parallel\.$"):
+        check_config(OK.replace(distribution="spread"))
+
+
+def test_each_distribution_is_refused_on_the_other_backend():
+    from imet_kit.training.devices import distribution_problems
+
+    (tf_msg,) = distribution_problems("data-parallel", 32, backend="tensorflow")
+    assert "keras.distribution.DataParallel" in tf_msg and "KERAS_BACKEND=jax" in tf_msg
+    (jax_msg,) = distribution_problems("mirrored", 32, backend="jax")
+    assert "MirroredStrategy" in jax_msg and "KERAS_BACKEND=tensorflow" in jax_msg
+    with pytest.raises(InputError, match="needs KERAS_BACKEND=jax"):  # this suite runs TF
+        check_config(OK.replace(distribution="data-parallel"))
+
+
+def test_a_batch_that_does_not_split_over_the_replicas_is_refused(monkeypatch):
+    from imet_kit.training import devices
+
+    monkeypatch.setattr(devices, "replica_count", lambda kind: 4 if kind == "mirrored" else 1)
+    check_config(OK.replace(distribution="mirrored", batch_size=12))
+    check_config(OK.replace(distribution="none", batch_size=10))
+    with pytest.raises(InputError, match=r"batch_size: 10 does not split evenly over the 4 replicas"
+                                         r".*global batch.*--batch-size 8 or 12"):
+        check_config(OK.replace(distribution="mirrored", batch_size=10))
+    with pytest.raises(InputError, match="--batch-size 4$|--batch-size 4\\.$"):
+        check_config(OK.replace(distribution="mirrored", batch_size=3))
+
+
+def test_auto_refuses_multi_worker_naming_the_upstream_bug(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:1"]}}')
+    with pytest.raises(InputError, match=r"keras-team/keras#20585"):
+        check_config(OK)
+    check_config(OK.replace(distribution="none"))  # one device: TF_CONFIG is not used
+
+
+def test_the_cli_refuses_a_bad_distribution_before_writing(tmp_path, capsys):
+    from imet_kit.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path), "--out", str(out), "--backbone", "tiny_cnn",
+                 "--weights", "none", "--distribution", "data-parallel"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "KERAS_BACKEND=jax" in err[0]
+    assert not out.exists()
+
+
+def test_distribution_may_change_on_resume():
+    from imet_kit.training.start import check_resume_config
+
+    check_resume_config(OK, OK.replace(distribution="mirrored"))
+    with pytest.raises(InputError, match="batch_size"):  # the global batch is what is learned
+        check_resume_config(OK, OK.replace(batch_size=16))
