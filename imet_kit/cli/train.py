@@ -138,7 +138,7 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distribution", default=S,
                    help="devices: auto (default: TPU, else mirrored over >1 GPU, else one device), "
                         "none (one device), mirrored (TF MirroredStrategy over every GPU, or the "
-                        "logical CPUs), data-parallel (JAX backend only); --batch-size is the "
+                        "logical CPUs), data-parallel (JAX's DataParallel; not wired in yet); --batch-size is the "
                         "global batch and must divide by the device count")
     p.add_argument("--workers", type=int, default=S, help="data loader workers (default 1)")
     p.add_argument("--use-multiprocessing", dest="use_multiprocessing", type=_bool, default=S)
