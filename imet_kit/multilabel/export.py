@@ -34,6 +34,7 @@ import numpy as np
 from imet_kit.atomic import TMP_MARK
 from imet_kit.data.augment import TTA_SPECS, available_views, tta_views
 from imet_kit.errors import InputError, describe_choices
+from imet_kit.multilabel.predict import check_folds
 from imet_kit.multilabel.serving import INPUT_NAME, OUTPUT_NAME, run_artefact
 from imet_kit.multilabel.stack import stack_dir
 from imet_kit.training.refit import full_model_path
@@ -133,14 +134,10 @@ def plan_export(run: str | os.PathLike, fmt: str, *, folds: list[int] | None = N
         raise InputError(f"Run '{run_dir.path}' is a {config.task!r} run; export takes a "
                          f"multilabel run (retrieval runs export embeddings with imet-kit embed).")
     views = in_graph_views(tta, flip=config.flip, resize=config.resize)
-    trained = run_dir.trained_folds()
+    chosen = None if folds is None else sorted(set(folds))
+    check_folds(run_dir, chosen, refit)  # predict's check
     use_refit = bool(refit) and full_model_path(run_dir).is_file()
-    if not trained and not use_refit:
-        raise InputError(f"Run '{run_dir.path}' has no trained fold (no fold*/best.keras). Train it first.")
-    chosen = trained if folds is None else sorted(set(folds))
-    missing = [k for k in chosen if k not in trained]
-    if missing:
-        raise InputError(f"Fold {missing[0]} has no model in '{run_dir.path}'; trained folds: {trained}.")
+    chosen = run_dir.trained_folds() if chosen is None else chosen
     if not chosen and not use_refit:
         raise InputError("No model to export: pass at least one fold.")
     stacked = all((stack_dir(run_dir) / f).is_file() for f in ("model.npz", "thresholds.json"))

@@ -59,7 +59,9 @@ def _check_batch_size(batch_size: int | None, chunk_size: int | None = None) -> 
                          f"for the default; received {chunk_size!r}.")
 
 
-def _check_folds(run: RunDir, folds: list[int] | None, refit: bool) -> None:
+def check_folds(run: RunDir, folds: list[int] | None, refit: bool) -> None:
+    """The run has a model to use (a trained fold, or the refit when ``refit``), and every
+    fold asked for is trained."""
     trained = run.trained_folds()
     if not trained and not (refit and full_model_path(run).is_file()):
         raise InputError(f"Run '{run.path}' has no trained fold (no fold*/best.keras). Train it first.")
@@ -193,7 +195,7 @@ def predict(run: str | os.PathLike, data: str | os.PathLike, *, tta: int = 1,
     config = run_dir.load_config()
     tta_views(tta, flip=config.flip, resize=config.resize)
     _check_batch_size(batch_size, chunk_size)
-    _check_folds(run_dir, folds, refit)
+    check_folds(run_dir, folds, refit)
     if threshold is not None and not 0 < threshold < 1:
         raise InputError(f"--threshold must be in (0, 1); received {threshold}.")
     data = Path(data)
