@@ -22,13 +22,6 @@ TINY = ["--backbone", "tiny_cnn", "--weights", "none", "--image-size", "32", "--
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    make_demo_dataset(root, n_train=40, n_test=10, seed=1)
-    return root
-
-
-@pytest.fixture(scope="module")
 def trained(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "run"
     assert main(["train", "--data", str(data), "--out", str(out), "--folds", "2", "--epochs", "1",

@@ -14,7 +14,6 @@ import pytest
 
 from imet_kit.cli.main import main
 from imet_kit.config import TrainConfig
-from imet_kit.data.demo import make_demo_dataset
 from imet_kit.training.finish import finish_cv
 from imet_kit.training.lock import RunLock, lock_holder
 from imet_kit.training.rundir import RunDir
@@ -22,13 +21,6 @@ from imet_kit.training.task import Task
 
 TINY = ["--backbone", "tiny_cnn", "--weights", "none", "--image-size", "32", "--batch-size", "8",
         "--augment", "light", "--lr", "0.003", "--folds", "2", "--epochs", "2"]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    make_demo_dataset(root, n_train=40, n_test=10, seed=1)
-    return root
 
 
 @pytest.fixture(scope="module")

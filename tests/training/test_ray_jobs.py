@@ -7,17 +7,9 @@ import numpy as np
 import pytest
 
 from imet_kit.cli.main import main
-from imet_kit.data.demo import make_demo_dataset
 
 TINY = ["--backbone", "tiny_cnn", "--weights", "none", "--image-size", "32", "--batch-size", "8",
         "--augment", "light", "--lr", "0.003", "--folds", "2", "--epochs", "2"]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    make_demo_dataset(root, n_train=40, n_test=10, seed=1)
-    return root
 
 
 def test_without_ray_the_error_names_the_install(monkeypatch):

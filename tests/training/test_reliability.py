@@ -13,7 +13,6 @@ import pytest
 
 from imet_kit.cli.main import main
 from imet_kit.config import TrainConfig
-from imet_kit.data.demo import make_demo_dataset
 from imet_kit.errors import RunLockedError, TrainingInterrupted
 from imet_kit.training.checkpoint import RunCheckpoint
 from imet_kit.training.engine import train_cv
@@ -24,13 +23,6 @@ CFG = dict(backbone="tiny_cnn", weights=None, image_size=32, batch_size=8, augme
            lr=0.003, folds=2, epochs=3, seed=3, dropout=0.3)
 TINY = ["--backbone", "tiny_cnn", "--weights", "none", "--image-size", "32", "--batch-size", "8",
         "--augment", "light", "--lr", "0.003"]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    make_demo_dataset(root, n_train=40, n_test=10, seed=1)
-    return root
 
 
 def _kill_after(monkeypatch, fold: int, epoch: int, exc=TrainingInterrupted):

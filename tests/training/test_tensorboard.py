@@ -10,19 +10,11 @@ import pytest
 import tensorflow as tf
 
 from imet_kit.cli.main import main
-from imet_kit.data.demo import make_demo_dataset
 from imet_kit.training.rundir import RunDir
 from imet_kit.training.tensorboard import TENSORBOARD_DIR, batch_images, displayable
 
 TINY = ["--backbone", "tiny_cnn", "--weights", "none", "--image-size", "32", "--batch-size", "8",
         "--augment", "light", "--lr", "0.003"]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    make_demo_dataset(root, n_train=40, n_test=10, seed=1)
-    return root
 
 
 @pytest.fixture(scope="module")
