@@ -20,12 +20,15 @@ logger = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "default", "tpu", "mirrored", "multi_worker")
 DISTRIBUTIONS = ("auto", "none", "mirrored", "data-parallel")  # `imet-kit train --distribution`
+_EXPORT_FIX = "use --format savedmodel (a run trained under JAX exports under TensorFlow too)"
 # what needs one Keras backend: (field, value) -> (that backend, what it is built on, the way out)
 NEEDS_BACKEND = {
     ("distribution", "mirrored"): ("tensorflow", "tf.distribute.MirroredStrategy",
                                    "use --distribution auto or none"),
     ("distribution", "data-parallel"): ("jax", "keras.distribution.DataParallel",
                                         "use --distribution mirrored, auto or none"),
+    ("format", "onnx"): ("tensorflow", "tf2onnx over a tf.function of the model", _EXPORT_FIX),
+    ("format", "tflite"): ("tensorflow", "Keras' LiteRT export", _EXPORT_FIX),  # savedmodel: any
 }
 MULTI_WORKER_BUG = ("MultiWorkerMirroredStrategy (TF_CONFIG with several workers) fails inside "
                     "Keras 3's fit (keras-team/keras#20585); unset TF_CONFIG and train each host's "
@@ -154,11 +157,13 @@ def get_strategy(kind: str = "auto"):
 
 def backend_problem(value: str, backend: str | None = None, field: str = "distribution") -> str | None:
     """Why ``--<field> value`` cannot run on the Keras backend (None: it can); see
-    :data:`NEEDS_BACKEND`.
+    :data:`NEEDS_BACKEND` (backbones carry theirs: :func:`imet_kit.models.backbones.backend_problem`).
 
     Example:
         >>> "KERAS_BACKEND=jax" in backend_problem("data-parallel", "tensorflow")
         True
+        >>> backend_problem("onnx", "jax", field="format").split("; ")[0]
+        "format: 'onnx' is tf2onnx over a tf.function of the model, which needs KERAS_BACKEND=tensorflow"
     """
     if (field, value) not in NEEDS_BACKEND:
         return None

@@ -55,6 +55,7 @@ def test_weights_a_backbone_cannot_download_list_what_it_can():
     assert "weights: 'imagenet' is neither a weights file nor a name this backbone can download" in problems[0]
     assert "(none)" in problems[0]
     efn = name_problems(OK.replace(backbone="efn_b0", weights="instagram"))
+    efn = [p for p in efn if not p.startswith("backbone: 'efn_b0' is")]  # under JAX: needs TF
     assert len(efn) == 1 and "(imagenet, noisy-student)" in efn[0]
     assert name_problems(OK.replace(backbone="efficientnet_b0", weights="imagenet")) == []
 
@@ -153,6 +154,30 @@ def test_the_cli_refuses_a_bad_distribution_before_writing(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"KERAS_BACKEND={need}" in err[0]
     assert not out.exists()
+
+
+def test_tensorflow_only_choices_are_refused_up_front_in_one_line(tmp_path, capsys, monkeypatch):
+    """efn_b* and --distribution mirrored under JAX: one line, both fixes, nothing written, before
+    any model is built. Under TensorFlow the test plays a JAX process (what imet_kit sees)."""
+    from imet_kit.cli.main import main
+    from imet_kit.data.demo import make_demo_dataset
+
+    if keras.backend.backend() == "tensorflow":
+        monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    make_demo_dataset(tmp_path / "data", n_train=8, n_test=2, seed=1)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "data"), "--out", str(out), "--backbone", "efn_b0",
+                 "--weights", "none", "--distribution", "mirrored"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("imet-kit train: error: 2 problems in the config: ")
+    assert ("backbone: 'efn_b0' is efficientnet.tfkeras.EfficientNetB0 (TensorFlow ops inside), "
+            "which needs KERAS_BACKEND=tensorflow; this process runs KERAS_BACKEND=jax. Set "
+            "KERAS_BACKEND=tensorflow, or use --backbone efficientnet_b0") in err
+    assert ("distribution: 'mirrored' is tf.distribute.MirroredStrategy, which needs "
+            "KERAS_BACKEND=tensorflow; this process runs KERAS_BACKEND=jax. Set "
+            "KERAS_BACKEND=tensorflow, or use --distribution auto or none") in err
+    assert not out.exists()
+    assert name_problems(OK.replace(backbone="efficientnet_b0")) == []  # the fix it names passes
 
 
 def test_distribution_may_change_on_resume():
