@@ -70,6 +70,18 @@ def describe_choices(choices) -> str:
     return ", ".join(str(c) for c in choices)
 
 
+def backend_mismatch(what: str, engine: str, need: str, backend: str, fix: str) -> str:
+    """The one wording of "this piece runs on another Keras backend" (no final period): what was
+    asked, what it is built on, the backend it needs, the one running, and the two ways out.
+
+    Example:
+        >>> backend_mismatch("pipeline: 'x'", "tf.data", "tensorflow", "jax", "use --pipeline y")
+        "pipeline: 'x' is tf.data, which needs KERAS_BACKEND=tensorflow; this process runs KERAS_BACKEND=jax. Set KERAS_BACKEND=tensorflow, or use --pipeline y"
+    """
+    return (f"{what} is {engine}, which needs KERAS_BACKEND={need}; this process runs "
+            f"KERAS_BACKEND={backend}. Set KERAS_BACKEND={need}, or {fix}")
+
+
 class RunLockedError(ImetKitError, RuntimeError):
     """Another process holds the run folder (or the fold) this command would write."""
 

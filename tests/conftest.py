@@ -15,3 +15,17 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked ``tf_only`` (setup.cfg) under another Keras backend, saying why."""
+    backend = os.environ["KERAS_BACKEND"]  # set above, so it wins over ~/.keras/keras.json
+    if backend == "tensorflow":
+        return
+    import pytest
+
+    for item in items:
+        marker = item.get_closest_marker("tf_only")
+        if marker is not None:
+            why = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "TensorFlow only")
+            item.add_marker(pytest.mark.skip(reason=f"KERAS_BACKEND={backend}: {why}"))

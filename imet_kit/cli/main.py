@@ -182,6 +182,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 
+def redeliver_lost_interrupts() -> None:
+    """Deliver again a Ctrl-C / SIGTERM that Python swallowed in a callback.
+
+    A signal handled while a gc callback or a ``__del__`` runs raises there, where Python can only
+    print "Exception ignored in: ..." and carry on: the interrupt is lost. jax adds a gc callback,
+    and TensorFlow imports jax whenever it is installed (``tensorflow.lite.python.util``), so with
+    the ``jax`` extra a Ctrl-C while a TensorFlow run starts could be lost this way. This
+    ``sys.unraisablehook`` signals the main thread again a moment later, once out of the hook (a
+    signal raised at once would be handled, and lost, inside the hook itself); one landing in a
+    callback again comes back here. :class:`GracefulInterrupts` keeps its own hook for the signals
+    it has already flagged.
+    """
+    import _thread
+    import signal
+    import threading
+
+    previous = sys.unraisablehook
+
+    def hook(info) -> None:
+        if isinstance(info.exc_value, KeyboardInterrupt):
+            signum = getattr(info.exc_value, "signum", signal.SIGINT)
+            again = threading.Timer(0.01, _thread.interrupt_main, args=(signum,))
+            again.daemon = True
+            again.start()
+        else:
+            previous(info)
+
+    sys.unraisablehook = hook
+
+
 def entry() -> None:
     """The ``imet-kit`` console script: :func:`main`, then exit with its code.
 
@@ -198,6 +228,7 @@ def entry() -> None:
         raise TrainingInterrupted(signum)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    redeliver_lost_interrupts()
     try:
         code = main()
     except KeyboardInterrupt as exc:  # a signal before main's own handler or after it returned

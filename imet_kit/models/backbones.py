@@ -30,7 +30,13 @@ from dataclasses import dataclass
 import keras
 
 import imet_kit.models.families as families
-from imet_kit.errors import DataFileError, InputError, WeightsUnavailableError, describe_choices
+from imet_kit.errors import (
+    DataFileError,
+    InputError,
+    WeightsUnavailableError,
+    backend_mismatch,
+    describe_choices,
+)
 from imet_kit.models import scratch
 
 logger = logging.getLogger(__name__)
@@ -56,6 +62,7 @@ class BackboneSpec:
         pretrained: weight names the builder can download (``()`` for none).
         constructor: the public call that builds it, for messages.
         params: headless parameter count (``None``: not known without building it).
+        backend: the only Keras backend it builds under (``None``: any).
     """
 
     name: str
@@ -66,6 +73,7 @@ class BackboneSpec:
     pretrained: tuple[str, ...] = ("imagenet",)
     constructor: str = ""
     params: int | None = None
+    backend: str | None = None
 
     def preprocess(self, images):
         """Map 0-255 images (numpy or tensor, channels last) to :attr:`input_range`.
@@ -155,7 +163,7 @@ def _registry() -> dict[str, BackboneSpec]:
                                   params=families.EFFICIENTNET_PARAMS[fn]))
         specs.append(BackboneSpec(f"efn_b{i}", functools.partial(_qubvel, fn), size, "imagenet",
                                   "efficientnet", ("imagenet", "noisy-student"),
-                                  f"efficientnet.tfkeras.{fn}"))
+                                  f"efficientnet.tfkeras.{fn}", backend="tensorflow"))
     for key, size in (("b0", 224), ("b1", 240), ("b2", 260), ("b3", 300), ("s", 384),
                       ("m", 480), ("l", 480)):
         fn = f"EfficientNetV2{key.upper()}"
@@ -202,6 +210,23 @@ def get_backbone_spec(name: str) -> BackboneSpec:
             f"Unknown backbone {name!r}. Expected one of: {describe_choices(BACKBONES)}, "
             f"or hub:<preset> (keras-hub)."
         ) from None
+
+
+def backend_problem(spec: BackboneSpec, backend: str | None = None) -> str | None:
+    """Why ``spec`` cannot be built under the Keras backend (None: it can). ``efn_b*`` calls
+    TensorFlow ops on Keras tensors; ``efficientnet_b*`` (keras.applications) runs everywhere.
+
+    Example:
+        >>> backend_problem(get_backbone_spec("efn_b3"), "jax").split("; ")[0]
+        "backbone: 'efn_b3' is efficientnet.tfkeras.EfficientNetB3 (TensorFlow ops inside), which needs KERAS_BACKEND=tensorflow"
+    """
+    backend = backend or keras.backend.backend()
+    if spec.backend is None or backend == spec.backend:
+        return None
+    other = spec.name.replace("efn_", "efficientnet_") if spec.name.startswith("efn_") else "efficientnet_b0"
+    return backend_mismatch(f"backbone: {spec.name!r}", f"{spec.constructor} (TensorFlow ops inside)",
+                            spec.backend, backend, f"use --backbone {other} (keras.applications: "
+                                                   f"every backend; ImageNet weights only)")
 
 
 @contextlib.contextmanager
@@ -252,6 +277,9 @@ def build_backbone(
         (None, 4, 4, 32)
     """
     spec = get_backbone_spec(name)
+    problem = backend_problem(spec)
+    if problem:
+        raise InputError(problem + ".")
     input_shape = tuple(input_shape or (spec.default_size, spec.default_size, 3))
     path = None
     if weights is not None and str(weights) not in spec.pretrained:

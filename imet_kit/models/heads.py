@@ -81,7 +81,7 @@ class AvgMaxPooling2D(keras.layers.Layer):
     Example:
         >>> import numpy as np
         >>> x = np.arange(8, dtype="float32").reshape(1, 2, 2, 2)
-        >>> AvgMaxPooling2D()(x).numpy().tolist()
+        >>> keras.ops.convert_to_numpy(AvgMaxPooling2D()(x)).tolist()
         [[6.0, 7.0, 3.0, 4.0]]
     """
 

@@ -107,11 +107,13 @@ class CrossBatchMemory(keras.layers.Layer):
         loss = ops.zeros(())
         if self.batch_weight:
             loss = loss + self.batch_weight * contrastive_loss(z, y, z, y, self.margin)
-        self.step.assign(self.step + 1)
-        warm = self.step > self.warmup_steps
+        # ops take the variables' .value: the JAX backend refuses a Keras Variable inside a traced op
+        self.step.assign(self.step.value + 1)
+        warm = self.step.value > self.warmup_steps
         self._enqueue(ops.stop_gradient(z), y, warm)
         if self.memory_weight:
-            memory_loss = contrastive_loss(z, y, self.memory_embeddings, self.memory_labels, self.margin)
+            memory_loss = contrastive_loss(z, y, self.memory_embeddings.value, self.memory_labels.value,
+                                           self.margin)
             loss = loss + ops.where(warm, self.memory_weight * memory_loss, 0.0)
         self.add_loss(loss)
         return embeddings
@@ -119,13 +121,13 @@ class CrossBatchMemory(keras.layers.Layer):
     def _enqueue(self, z, y, warm) -> None:
         z, y = z[-self.memory_size:], y[-self.memory_size:]
         n = ops.shape(y)[0]
-        slots = ops.mod(self.pointer + ops.arange(n, dtype="int32"), self.memory_size)
-        slots = ops.expand_dims(slots, -1)
-        new_emb = ops.scatter_update(self.memory_embeddings, slots, ops.cast(z, self.memory_embeddings.dtype))
-        new_lab = ops.scatter_update(self.memory_labels, slots, y)
-        self.memory_embeddings.assign(ops.where(warm, new_emb, self.memory_embeddings))
-        self.memory_labels.assign(ops.where(warm, new_lab, self.memory_labels))
-        self.pointer.assign(ops.where(warm, ops.mod(self.pointer + n, self.memory_size), self.pointer))
+        emb, lab, pointer = self.memory_embeddings.value, self.memory_labels.value, self.pointer.value
+        slots = ops.expand_dims(ops.mod(pointer + ops.arange(n, dtype="int32"), self.memory_size), -1)
+        new_emb = ops.scatter_update(emb, slots, ops.cast(z, emb.dtype))
+        new_lab = ops.scatter_update(lab, slots, y)
+        self.memory_embeddings.assign(ops.where(warm, new_emb, emb))
+        self.memory_labels.assign(ops.where(warm, new_lab, lab))
+        self.pointer.assign(ops.where(warm, ops.mod(pointer + n, self.memory_size), pointer))
 
     def memory(self) -> tuple[np.ndarray, np.ndarray]:
         """The filled part of the memory, oldest first: ``(embeddings, labels)`` as numpy."""

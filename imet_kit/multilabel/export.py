@@ -37,6 +37,7 @@ from imet_kit.errors import InputError, describe_choices
 from imet_kit.multilabel.predict import check_folds
 from imet_kit.multilabel.serving import INPUT_NAME, OUTPUT_NAME, run_artefact
 from imet_kit.multilabel.stack import stack_dir
+from imet_kit.training.devices import backend_problem
 from imet_kit.training.refit import full_model_path
 from imet_kit.training.rundir import RunDir
 
@@ -82,6 +83,8 @@ class ExportResult:
 def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise InputError(f"Unknown export format {fmt!r}. Expected one of: {describe_choices(FORMATS)}.")
+    if problem := backend_problem(fmt, field="format"):  # onnx, tflite: TensorFlow's; savedmodel: any
+        raise InputError(problem + ".")
     return fmt
 
 

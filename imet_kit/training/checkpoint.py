@@ -116,7 +116,8 @@ def resume_or_build(config, run: RunDir, k: int, build: Callable[[], object],
         ``(model, strategy, initial_epoch, best)``: ``best`` is the fold's best ``monitor`` so far
         (-1 for a fresh fold).
     """
-    from imet_kit.training.devices import get_strategy, set_precision
+    from imet_kit.training.devices import get_strategy
+    from imet_kit.training.precision import set_precision
 
     set_precision("float32" if config.mixed_precision == "off" else config.mixed_precision)
     keras.utils.set_random_seed(config.seed * 1000 + k)

@@ -1,31 +1,38 @@
-"""Devices: ``tf.distribute`` strategy, mixed precision and XLA defaults.
+"""Devices: the distribution strategy, and what each ``--distribution`` needs of the Keras backend.
 
-Defaults are measured, not assumed. On the 2-core CPU box we develop on (FACTS.md),
-``jit_compile=True`` made an EfficientNet-B0 train step 10-14x slower and
-``mixed_bfloat16`` 20-36 % slower (``mixed_float16`` has no fast CPU kernels), so
-on CPU both stay off. On a GPU with tensor cores (compute capability >= 7.0)
-``mixed_float16`` is the standard speed-up and on a TPU ``mixed_bfloat16``;
-XLA is left to Keras (``"auto"``) there.
+``tf.distribute`` exists only under the TensorFlow backend; under any other backend
+:func:`get_strategy` returns :class:`OneDevice` and never starts TensorFlow (on a GPU machine a
+started TensorFlow would claim the GPU's memory beside JAX). Precision and XLA defaults:
+:mod:`imet_kit.training.precision`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 from collections.abc import Mapping
 
-from imet_kit.errors import ImetKitError, InputError, describe_choices
+from imet_kit.errors import ImetKitError, InputError, backend_mismatch, describe_choices
 
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "default", "tpu", "mirrored", "multi_worker")
 DISTRIBUTIONS = ("auto", "none", "mirrored", "data-parallel")  # `imet-kit train --distribution`
-_BACKEND_OF = {"mirrored": "tensorflow", "data-parallel": "jax"}
+_EXPORT_FIX = "use --format savedmodel (a run trained under JAX exports under TensorFlow too)"
+# what needs one Keras backend: (field, value) -> (that backend, what it is built on, the way out)
+NEEDS_BACKEND = {
+    ("distribution", "mirrored"): ("tensorflow", "tf.distribute.MirroredStrategy",
+                                   "use --distribution auto or none"),
+    ("distribution", "data-parallel"): ("jax", "keras.distribution.DataParallel",
+                                        "use --distribution mirrored, auto or none"),
+    ("format", "onnx"): ("tensorflow", "tf2onnx over a tf.function of the model", _EXPORT_FIX),
+    ("format", "tflite"): ("tensorflow", "Keras' LiteRT export", _EXPORT_FIX),  # savedmodel: any
+}
 MULTI_WORKER_BUG = ("MultiWorkerMirroredStrategy (TF_CONFIG with several workers) fails inside "
                     "Keras 3's fit (keras-team/keras#20585); unset TF_CONFIG and train each host's "
                     "folds with --fold k into one shared --out instead")
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 _TPU_ENV = ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE")
 
 
@@ -33,6 +40,25 @@ def _tf():
     import tensorflow as tf
 
     return tf
+
+
+def keras_backend(backend: str | None = None) -> str:
+    """``backend``, else the Keras backend of this process (``keras.backend.backend()``)."""
+    if backend is None:
+        import keras
+
+        backend = keras.backend.backend()
+    return backend
+
+
+class OneDevice:
+    """The strategy outside TensorFlow: one replica; the backend places the model itself (under
+    JAX on its first GPU or TPU when it has one), so ``scope()`` changes nothing."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
 
 
 def tf_config_workers(env: Mapping[str, str] | None = None) -> int:
@@ -92,7 +118,8 @@ def get_strategy(kind: str = "auto"):
             ``"multi_worker"`` is refused (:data:`MULTI_WORKER_BUG`).
 
     Returns:
-        The strategy; ``strategy.num_replicas_in_sync`` is the number of replicas.
+        The strategy; ``strategy.num_replicas_in_sync`` is the number of replicas. Under another
+        Keras backend than TensorFlow: :class:`OneDevice`.
 
     Example:
         >>> get_strategy("none").num_replicas_in_sync
@@ -101,6 +128,9 @@ def get_strategy(kind: str = "auto"):
     problem = backend_problem(kind)
     if problem:
         raise InputError(problem + ".")
+    if keras_backend() != "tensorflow":
+        resolve_strategy_kind(kind)  # an unknown name is still refused
+        return OneDevice()
     tf = _tf()
     gpus = tf.config.list_logical_devices("GPU")
     resolved = resolve_strategy_kind(kind, n_gpus=len(gpus), tpu=kind == "auto" and tpu_requested(),
@@ -125,30 +155,27 @@ def get_strategy(kind: str = "auto"):
     return strategy
 
 
-def backend_problem(kind: str, backend: str | None = None) -> str | None:
-    """Why ``--distribution kind`` cannot run on the Keras backend (None: it can).
+def backend_problem(value: str, backend: str | None = None, field: str = "distribution") -> str | None:
+    """Why ``--<field> value`` cannot run on the Keras backend (None: it can); see
+    :data:`NEEDS_BACKEND` (backbones carry theirs: :func:`imet_kit.models.backbones.backend_problem`).
 
     Example:
         >>> "KERAS_BACKEND=jax" in backend_problem("data-parallel", "tensorflow")
         True
+        >>> backend_problem("onnx", "jax", field="format").split("; ")[0]
+        "format: 'onnx' is tf2onnx over a tf.function of the model, which needs KERAS_BACKEND=tensorflow"
     """
-    need = _BACKEND_OF.get(kind)
-    if need is None:
+    if (field, value) not in NEEDS_BACKEND:
         return None
-    if backend is None:
-        import keras
-
-        backend = keras.backend.backend()
-    if backend == need:
-        return None if need == "tensorflow" else (
-            "distribution: 'data-parallel' under JAX is not wired into imet-kit train yet; use "
-            "KERAS_BACKEND=tensorflow with --distribution mirrored")
-    engine = {"mirrored": "tf.distribute.MirroredStrategy",
-              "data-parallel": "keras.distribution.DataParallel"}[kind]
-    other = "mirrored" if kind == "data-parallel" else "data-parallel"
-    return (f"distribution: {kind!r} is {engine}, which needs KERAS_BACKEND={need}; this process "
-            f"runs KERAS_BACKEND={backend}. Set KERAS_BACKEND={need}, or use --distribution "
-            f"{other}, auto or none")
+    need, engine, fix = NEEDS_BACKEND[field, value]
+    backend = keras_backend(backend)
+    if backend != need:
+        return backend_mismatch(f"{field}: {value!r}", engine, need, backend, fix)
+    if value == "data-parallel":
+        return ("distribution: 'data-parallel' under JAX is not wired into imet-kit train yet; use "
+                "--distribution auto or none (one device), or KERAS_BACKEND=tensorflow with "
+                "--distribution mirrored")
+    return None
 
 
 def replica_count(kind: str) -> int:
@@ -160,7 +187,7 @@ def replica_count(kind: str) -> int:
         1
     """
     kind = "default" if kind == "none" else kind
-    if kind not in ("auto", "mirrored"):
+    if kind not in ("auto", "mirrored") or keras_backend() != "tensorflow":
         return 1
     tf = _tf()
 
@@ -186,7 +213,8 @@ def distribution_problems(kind: str, batch_size: int, backend: str | None = None
     problem = backend_problem(kind, backend)
     if problem:
         return [problem]
-    if kind == "auto" and tf_config_workers() > 1 and not tpu_requested():
+    if kind == "auto" and keras_backend(backend) == "tensorflow" and tf_config_workers() > 1 \
+            and not tpu_requested():
         return ["distribution: auto would pick " + MULTI_WORKER_BUG]
     n = replica_count(kind)
     if n > 1 and isinstance(batch_size, int) and batch_size >= 1 and batch_size % n:
@@ -236,65 +264,3 @@ def configure_logical_cpus(n: int) -> list:
             f"model or tensor is created); start a new process and call it first. ({exc})"
         ) from exc
     return tf.config.list_logical_devices("CPU")
-
-
-def detect_device() -> str:
-    """``"tpu"``, ``"gpu"`` or ``"cpu"``: what this process will compute on."""
-    if tpu_requested():
-        return "tpu"
-    return "gpu" if _tf().config.list_physical_devices("GPU") else "cpu"
-
-
-def default_precision(device: str | None = None) -> str:
-    """The measured default policy for a device kind (see the module docstring).
-
-    Example:
-        >>> default_precision("cpu"), default_precision("tpu")
-        ('float32', 'mixed_bfloat16')
-    """
-    device = device or detect_device()
-    if device == "tpu":
-        return "mixed_bfloat16"
-    if device == "gpu":
-        tf = _tf()
-        caps = [tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0))
-                for g in tf.config.list_physical_devices("GPU")]
-        return "mixed_float16" if caps and min(caps) >= (7, 0) else "float32"
-    return "float32"
-
-
-def set_precision(policy: str = "auto") -> str:
-    """Set Keras' global dtype policy by name; ``"auto"`` uses :func:`default_precision`.
-
-    Call before building the model. A mixed policy requested on a CPU is applied
-    with a warning (it is slower there).
-
-    Returns:
-        The policy name now in force.
-
-    Example:
-        >>> set_precision("float32")
-        'float32'
-    """
-    if policy not in PRECISIONS:
-        raise InputError(f"Unknown precision {policy!r}. Expected one of: {describe_choices(PRECISIONS)}.")
-    import keras
-
-    name = default_precision() if policy == "auto" else policy
-    if name != "float32" and detect_device() == "cpu":
-        logger.warning("%s on a CPU was measured 20-36%% slower than float32 (bfloat16) "
-                       "or lacks fast kernels (float16); use float32 on CPU.", name)
-    keras.mixed_precision.set_global_policy(name)
-    logger.info("dtype policy %s", name)
-    return name
-
-
-def default_jit_compile(device: str | None = None) -> bool | str:
-    """``jit_compile`` for ``model.compile``: ``False`` on CPU (XLA measured 10-14x
-    slower there), ``"auto"`` (Keras decides) on GPU / TPU.
-
-    Example:
-        >>> default_jit_compile("cpu")
-        False
-    """
-    return False if (device or detect_device()) == "cpu" else "auto"

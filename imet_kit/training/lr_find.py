@@ -133,9 +133,9 @@ def lr_find(config: TrainConfig, *, start_lr: float = 1e-7, end_lr: float = 10.0
 
     from imet_kit.folds.maker import make_folds
     from imet_kit.training.checkpoint import seed_model
-    from imet_kit.training.devices import set_precision
     from imet_kit.training.engine import resolve_size
     from imet_kit.training.optim import jit_compile, make_optimizer
+    from imet_kit.training.precision import set_precision
     from imet_kit.training.task import get_task
     from imet_kit.training.validate import check_config
 

@@ -79,6 +79,6 @@ def optimizer_callbacks(config, *, resumed: bool = False) -> list:
 
 
 def jit_compile(config) -> bool | str:
-    from imet_kit.training.devices import default_jit_compile
+    from imet_kit.training.precision import default_jit_compile
 
     return {"auto": default_jit_compile(), "on": True, "off": False}[config.jit_compile]

@@ -61,7 +61,7 @@ def name_problems(config: TrainConfig) -> list[str]:
     """Problems with the names in ``config`` (backbone, weights, augmentation, loss, pipeline, ...)."""
     from imet_kit.data.augment import TRAIN_PRESETS
     from imet_kit.folds.maker import METHODS
-    from imet_kit.models.backbones import BACKBONES
+    from imet_kit.models.backbones import BACKBONES, backend_problem
     from imet_kit.models.heads import POOLINGS
     from imet_kit.models.losses import LOSSES
 
@@ -82,6 +82,7 @@ def name_problems(config: TrainConfig) -> list[str]:
         if value not in choices:
             out.append(_unknown(field, value, choices))
     out += _pipeline_problems(config)
+    out += [p for p in [backend_problem(spec) if spec is not None else None] if p]
     problem = _weights_problem(config, spec)
     if problem and (spec is not None or config.weights is not None) and not config.init_from \
             and not hub:

@@ -104,3 +104,31 @@ def test_an_image_error_wrapped_by_tensorflow_is_found_with_the_commands_hint():
     except RuntimeError as chained:
         assert user_error(chained, "HINT").endswith("damaged. HINT")
     assert IMAGE_HINT in user_error(inner) and "skip" not in user_error(inner)
+
+
+SWALLOWED = """
+import gc, signal, sys, time
+if sys.argv[1] == "hook":
+    from imet_kit.cli.main import redeliver_lost_interrupts
+    redeliver_lost_interrupts()
+fired = []
+def callback(phase, info):  # as jax's gc callback: Python code that runs inside a collection
+    if phase == "start" and not fired:
+        fired.append(signal.raise_signal(signal.SIGINT))  # the handler raises in here
+gc.callbacks.append(callback)
+try:
+    gc.collect()
+    for _ in range(200):  # 2 s of work after the collection
+        time.sleep(0.01)
+    print("lost")
+except KeyboardInterrupt:
+    print("delivered")
+"""
+
+
+@pytest.mark.parametrize("hook, printed", [("none", "lost"), ("hook", "delivered")])
+def test_a_ctrl_c_swallowed_in_a_gc_callback_is_delivered_again(hook, printed):
+    proc = subprocess.run([sys.executable, "-c", SWALLOWED, hook], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.split() == [printed]
+    assert ("Exception ignored" in proc.stderr) == (hook == "none")  # Python's own behaviour

@@ -10,7 +10,7 @@ import pytest
 
 from imet_kit.errors import DataFileError, InputError, WeightsUnavailableError
 from imet_kit.models import BACKBONES, build_backbone, build_classifier, get_backbone_spec
-from imet_kit.models.backbones import preprocessing_layer
+from imet_kit.models.backbones import backend_problem, preprocessing_layer
 
 KERAS_NAMES = [f"efficientnet_b{i}" for i in range(8)] + [
     f"efficientnetv2_{k}" for k in ("b0", "b1", "b2", "b3", "s", "m", "l")
@@ -141,6 +141,7 @@ def test_imagenet_download_that_never_answers_is_bounded(isolated_keras_cache, m
     assert socket.getdefaulttimeout() is None  # restored
 
 
+@pytest.mark.tf_only(reason="efficientnet.tfkeras calls TensorFlow ops on Keras tensors")
 def test_qubvel_efficientnet_is_an_optional_backbone_source(tmp_path, isolated_keras_cache, monkeypatch):
     pytest.importorskip("efficientnet")
     import efficientnet.model as qubvel
@@ -161,6 +162,21 @@ def test_qubvel_efficientnet_is_an_optional_backbone_source(tmp_path, isolated_k
     monkeypatch.setattr(qubvel, "NS_WEIGHTS_PATH", "http://imet-kit-offline.invalid/")
     with pytest.raises(WeightsUnavailableError, match="noisy-student"):
         build_backbone("efn_b0", (32, 32, 3), weights="noisy-student", download_timeout=2)
+
+
+def test_efn_backbones_need_tensorflow_and_say_so_in_one_line():
+    spec = get_backbone_spec("efn_b0")
+    assert spec.backend == "tensorflow" and backend_problem(spec, "tensorflow") is None
+    assert backend_problem(get_backbone_spec("efficientnet_b0"), "jax") is None  # keras.applications
+    msg = ("backbone: 'efn_b0' is efficientnet.tfkeras.EfficientNetB0 (TensorFlow ops inside), which "
+           "needs KERAS_BACKEND=tensorflow; this process runs KERAS_BACKEND=jax. Set "
+           "KERAS_BACKEND=tensorflow, or use --backbone efficientnet_b0 (keras.applications: every "
+           "backend; ImageNet weights only)")
+    assert backend_problem(spec, "jax") == msg
+    if keras.backend.backend() == "jax":  # the build refuses before any TensorFlow op is traced
+        with pytest.raises(InputError) as err:
+            build_classifier("efn_b0", 7, input_size=32, weights=None)
+        assert str(err.value) == msg + "."
 
 
 @pytest.mark.slow

@@ -79,6 +79,9 @@ def test_inference_passes_through_without_storing():
 
 
 def test_xbm_alone_trains_and_round_trips(tmp_path):
+    # seeded: over 12 Dense initialisations the loss fell to 0.41-0.75x (TF) and 0.47-0.82x (JAX)
+    # of its start, so unseeded the 0.7 bound below failed now and then, on either backend
+    keras.utils.set_random_seed(0)
     image, label = keras.Input((6,), name="image"), keras.Input((), dtype="int32", name="label")
     emb = keras.layers.Dense(4)(image)
     model = keras.Model({"image": image, "label": label},

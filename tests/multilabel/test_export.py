@@ -73,7 +73,12 @@ def _serve(path, fmt, x):
     return interp.get_tensor(interp.get_output_details()[0]["index"])
 
 
-@pytest.mark.parametrize("fmt", ["savedmodel", "onnx", "tflite"])
+ONNX_TFLITE = "ONNX and LiteRT export go through TensorFlow (tf2onnx, Keras' LiteRT exporter)"
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel",
+                                 pytest.param("onnx", marks=pytest.mark.tf_only(reason=ONNX_TFLITE)),
+                                 pytest.param("tflite", marks=pytest.mark.tf_only(reason=ONNX_TFLITE))])
 def test_each_format_reproduces_predict_in_its_runtime(trained, tmp_path, fmt):
     data, run = trained
     res = export_run(run, tmp_path / "exp", fmt, tta=2)
@@ -112,7 +117,7 @@ def test_fold_subset_and_refit_weighting_match_predict(trained, tmp_path):
     assert not np.allclose(pred.probs, only_fold.probs, atol=1e-4)  # the refit really counts
     served = _serve(res.artefact, "savedmodel", _images(data, pred.ids, copy))
     np.testing.assert_allclose(served, pred.probs, atol=1e-4, rtol=0)
-    assert not plan_export(copy, "onnx", refit=False).refit
+    assert not plan_export(copy, "savedmodel", refit=False).refit
 
 
 def test_in_graph_views_take_flips_and_refuse_crops():
@@ -133,11 +138,11 @@ def test_plan_refuses_what_it_cannot_export(trained, tmp_path):
     with pytest.raises(InputError, match="Unknown export format 'pt'"):
         plan_export(run, "pt")
     with pytest.raises(InputError, match="Fold 3 has no model"):
-        plan_export(run, "onnx", folds=[3])
+        plan_export(run, "savedmodel", folds=[3])  # any format: savedmodel runs on every backend
     empty = tmp_path / "run"
     shutil.copytree(run, empty, ignore=shutil.ignore_patterns("*.keras"))
     with pytest.raises(InputError, match="has no trained fold"):
-        plan_export(empty, "onnx")
+        plan_export(empty, "savedmodel")
 
 
 def test_a_stacked_run_exports_first_level_probabilities_and_says_so(trained, tmp_path):
@@ -151,6 +156,7 @@ def test_a_stacked_run_exports_first_level_probabilities_and_says_so(trained, tm
     assert not plan_export(run, "savedmodel").stacked
 
 
+@pytest.mark.tf_only(reason=ONNX_TFLITE)
 def test_missing_converter_names_the_pip_install(monkeypatch):
     import sys
 
@@ -162,6 +168,7 @@ def test_missing_converter_names_the_pip_install(monkeypatch):
 
 
 
+@pytest.mark.tf_only(reason=ONNX_TFLITE)
 def test_onnx_takes_only_the_image_when_a_model_holds_constants(trained, tmp_path):
     # a Normalization layer with a fixed mean and variance (every Keras EfficientNet has one):
     # Keras' own ONNX export made those captured tensors ONNX inputs that onnxruntime demands
@@ -183,3 +190,22 @@ def test_onnx_takes_only_the_image_when_a_model_holds_constants(trained, tmp_pat
     pred = predict(copy, data, progress=False)
     np.testing.assert_allclose(_serve(res.artefact, "onnx", _images(data, pred.ids, copy)), pred.probs,
                                atol=1e-4, rtol=0)
+
+
+def test_onnx_and_tflite_are_refused_in_one_line_under_another_backend(trained, monkeypatch):
+    """Under JAX the plan refuses onnx / tflite before anything loads (savedmodel stays: Keras
+    exports a JAX model too). Under TensorFlow the test plays a JAX process."""
+    import keras
+
+    _, run = trained
+    if keras.backend.backend() == "tensorflow":
+        monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    for fmt, engine in (("onnx", "tf2onnx over a tf.function of the model"),
+                        ("tflite", "Keras' LiteRT export")):
+        with pytest.raises(InputError) as err:
+            plan_export(run, fmt)
+        assert str(err.value) == (
+            f"format: {fmt!r} is {engine}, which needs KERAS_BACKEND=tensorflow; this process runs "
+            f"KERAS_BACKEND={keras.backend.backend()}. Set KERAS_BACKEND=tensorflow, or use "
+            f"--format savedmodel (a run trained under JAX exports under TensorFlow too).")
+    assert plan_export(run, "savedmodel").fmt == "savedmodel"

@@ -1,5 +1,6 @@
-"""Strategy auto-detection, precision / XLA defaults, MirroredStrategy on two logical CPUs, and
-`train --distribution` (batches that fit the replicas; mirrored OOF equal to one device's)."""
+"""Strategy auto-detection, MirroredStrategy on two logical CPUs, and `train --distribution`
+(batches that fit the replicas; mirrored OOF equal to one device's). Precision / XLA defaults:
+test_precision.py."""
 
 import json
 import os
@@ -12,11 +13,10 @@ import pytest
 
 from imet_kit.errors import ImetKitError, InputError
 from imet_kit.training.devices import (
-    default_jit_compile,
-    default_precision,
+    OneDevice,
     get_strategy,
+    keras_backend,
     resolve_strategy_kind,
-    set_precision,
     tf_config_workers,
     tpu_requested,
 )
@@ -44,22 +44,30 @@ def test_tf_config_and_tpu_detection_from_the_environment():
     assert tpu_requested({}) == os.path.exists("/dev/accel0")
 
 
-def test_cpu_defaults_are_the_measured_ones():
-    assert default_precision("cpu") == "float32"
-    assert default_precision("tpu") == "mixed_bfloat16"
-    assert default_jit_compile("cpu") is False
-    assert default_jit_compile("gpu") == "auto"
-    assert get_strategy("auto").num_replicas_in_sync == 1  # this CPU-only machine
+def test_strategies_on_this_cpu_machine():
+    assert get_strategy("auto").num_replicas_in_sync == 1
     assert get_strategy("none").num_replicas_in_sync == 1
-    with pytest.raises(InputError, match="KERAS_BACKEND=jax"):
-        get_strategy("data-parallel")
-    with pytest.raises(InputError, match=r"keras-team/keras#20585"):
-        get_strategy("multi_worker")
-    assert set_precision("auto") == "float32"
-    with pytest.raises(InputError, match="Unknown precision"):
-        set_precision("fp16")
+    with pytest.raises(InputError, match="Unknown strategy 'gpu'"):
+        get_strategy("gpu")
+    if keras_backend() == "tensorflow":
+        with pytest.raises(InputError, match="needs KERAS_BACKEND=jax"):
+            get_strategy("data-parallel")
+        with pytest.raises(InputError, match=r"keras-team/keras#20585"):
+            get_strategy("multi_worker")
+    else:  # the backend places the model; no tf.distribute strategy, TensorFlow not started
+        assert isinstance(get_strategy("auto"), OneDevice)
+        with pytest.raises(InputError, match="not wired into imet-kit train yet; use "
+                                             "--distribution auto or none"):
+            get_strategy("data-parallel")
+        with pytest.raises(InputError, match="Set KERAS_BACKEND=tensorflow, or use --distribution "
+                                             "auto or none.$"):
+            get_strategy("mirrored")
 
 
+TF_DISTRIBUTE = "tf.distribute strategies exist only under the TensorFlow backend"
+
+
+@pytest.mark.tf_only(reason=TF_DISTRIBUTE)
 def test_logical_cpus_cannot_be_configured_after_tensorflow_started():
     import tensorflow as tf
 
@@ -107,6 +115,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.tf_only(reason=TF_DISTRIBUTE)
 def test_one_epoch_under_mirrored_strategy_on_two_logical_cpus():
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env,
@@ -200,6 +209,7 @@ TRAIN_TWICE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.tf_only(reason=TF_DISTRIBUTE)
 def test_mirrored_on_two_logical_cpus_gives_one_devices_oof(tmp_path):
     """Fold 1: 16 training images (no short batch to drop) and 17 validation images (a last batch
     of 1 under 2 replicas: predict would give a replica an empty batch without the fold-in)."""

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from imet_kit.config import TrainConfig
-from imet_kit.training.devices import default_jit_compile
 from imet_kit.training.optim import LR_SCHEDULES, OPTIMIZERS, jit_compile, make_optimizer
+from imet_kit.training.precision import default_jit_compile
 from imet_kit.training.schedules import WarmupCosineSchedule, lr_values
 
 

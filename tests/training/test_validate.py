@@ -4,6 +4,7 @@ numbers) come as ONE error listing all of them."""
 
 import re
 
+import keras
 import pytest
 
 from imet_kit.config import TrainConfig
@@ -54,6 +55,7 @@ def test_weights_a_backbone_cannot_download_list_what_it_can():
     assert "weights: 'imagenet' is neither a weights file nor a name this backbone can download" in problems[0]
     assert "(none)" in problems[0]
     efn = name_problems(OK.replace(backbone="efn_b0", weights="instagram"))
+    efn = [p for p in efn if not p.startswith("backbone: 'efn_b0' is")]  # under JAX: needs TF
     assert len(efn) == 1 and "(imagenet, noisy-student)" in efn[0]
     assert name_problems(OK.replace(backbone="efficientnet_b0", weights="imagenet")) == []
 
@@ -112,10 +114,14 @@ def test_each_distribution_is_refused_on_the_other_backend():
     assert "keras.distribution.DataParallel" in tf_msg and "KERAS_BACKEND=jax" in tf_msg
     (jax_msg,) = distribution_problems("mirrored", 32, backend="jax")
     assert "MirroredStrategy" in jax_msg and "KERAS_BACKEND=tensorflow" in jax_msg
-    with pytest.raises(InputError, match="needs KERAS_BACKEND=jax"):  # this suite runs TF
-        check_config(OK.replace(distribution="data-parallel"))
+    assert "--distribution auto or none" in jax_msg  # not data-parallel: not wired in under JAX
+    other, need = ("data-parallel", "jax") if keras.backend.backend() == "tensorflow" else \
+        ("mirrored", "tensorflow")
+    with pytest.raises(InputError, match=f"needs KERAS_BACKEND={need}"):
+        check_config(OK.replace(distribution=other))
 
 
+@pytest.mark.tf_only(reason="tf.distribute's MirroredStrategy is the only multi-replica layout")
 def test_a_batch_that_does_not_split_over_the_replicas_is_refused(monkeypatch):
     from imet_kit.training import devices
 
@@ -129,6 +135,7 @@ def test_a_batch_that_does_not_split_over_the_replicas_is_refused(monkeypatch):
         check_config(OK.replace(distribution="mirrored", batch_size=3))
 
 
+@pytest.mark.tf_only(reason="TF_CONFIG describes tf.distribute workers")
 def test_auto_refuses_multi_worker_naming_the_upstream_bug(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:1"]}}')
     with pytest.raises(InputError, match=r"keras-team/keras#20585"):
@@ -140,11 +147,37 @@ def test_the_cli_refuses_a_bad_distribution_before_writing(tmp_path, capsys):
     from imet_kit.cli.main import main
 
     out = tmp_path / "run"
+    other, need = ("data-parallel", "jax") if keras.backend.backend() == "tensorflow" else \
+        ("mirrored", "tensorflow")
     assert main(["train", "--data", str(tmp_path), "--out", str(out), "--backbone", "tiny_cnn",
-                 "--weights", "none", "--distribution", "data-parallel"]) == 2
+                 "--weights", "none", "--distribution", other]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "KERAS_BACKEND=jax" in err[0]
+    assert len(err) == 1 and f"KERAS_BACKEND={need}" in err[0]
     assert not out.exists()
+
+
+def test_tensorflow_only_choices_are_refused_up_front_in_one_line(tmp_path, capsys, monkeypatch):
+    """efn_b* and --distribution mirrored under JAX: one line, both fixes, nothing written, before
+    any model is built. Under TensorFlow the test plays a JAX process (what imet_kit sees)."""
+    from imet_kit.cli.main import main
+    from imet_kit.data.demo import make_demo_dataset
+
+    if keras.backend.backend() == "tensorflow":
+        monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    make_demo_dataset(tmp_path / "data", n_train=8, n_test=2, seed=1)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "data"), "--out", str(out), "--backbone", "efn_b0",
+                 "--weights", "none", "--distribution", "mirrored"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("imet-kit train: error: 2 problems in the config: ")
+    assert ("backbone: 'efn_b0' is efficientnet.tfkeras.EfficientNetB0 (TensorFlow ops inside), "
+            "which needs KERAS_BACKEND=tensorflow; this process runs KERAS_BACKEND=jax. Set "
+            "KERAS_BACKEND=tensorflow, or use --backbone efficientnet_b0") in err
+    assert ("distribution: 'mirrored' is tf.distribute.MirroredStrategy, which needs "
+            "KERAS_BACKEND=tensorflow; this process runs KERAS_BACKEND=jax. Set "
+            "KERAS_BACKEND=tensorflow, or use --distribution auto or none") in err
+    assert not out.exists()
+    assert name_problems(OK.replace(backbone="efficientnet_b0")) == []  # the fix it names passes
 
 
 def test_distribution_may_change_on_resume():
