@@ -128,11 +128,15 @@ def test_bad_size_is_an_input_error(tmp_path):
 
 
 def test_default_variant_files_are_unchanged_by_the_variants(tmp_path):
-    """The default variant's bytes as they were before the hard variant existed (imet_kit 7831557,
-    this virtual environment's OpenCV / Pillow / scikit-image). If a library upgrade changes the
-    rendering, regenerate the value with that commit's code, not with the current one."""
+    """The default variant's bytes as they were before the hard variant existed: imet_kit 7831557's
+    code under the libraries of a fresh install of 2026-12-03 (OpenCV 5.1.0.95, Pillow 13.0.0,
+    scikit-image 0.26.0, numpy 2.4.6; the install of 2026-12-02 gave c44f84e9...). If a library
+    upgrade changes the rendering, regenerate the value with that commit's code, not with the
+    current one: ``git archive 7831557 imet_kit | tar -x -C /tmp/old``, then run
+    ``make_demo_dataset(..., n_train=6, n_test=2, seed=0)`` with ``PYTHONPATH=/tmp/old`` and
+    ``digest`` its folder."""
     make_demo_dataset(tmp_path / "d", n_train=6, n_test=2, seed=0)
-    assert digest(tmp_path / "d") == "c44f84e9b416127acfc0a4eb25029b5e85c916d8"
+    assert digest(tmp_path / "d") == "6463a388f26ac5c1572ec36fa6f1def95ed66b85"
     assert make_demo_dataset(tmp_path / "v", n_train=6, n_test=2, seed=0, variant="default")["n_classes"] == 49
     assert digest(tmp_path / "v") == digest(tmp_path / "d")
 
