@@ -82,7 +82,8 @@ def name_problems(config: TrainConfig) -> list[str]:
         if value not in choices:
             out.append(_unknown(field, value, choices))
     out += _pipeline_problems(config)
-    out += [p for p in [backend_problem(spec) if spec is not None else None] if p]
+    if spec is not None and (mismatch := backend_problem(spec)):
+        out.append(mismatch)
     problem = _weights_problem(config, spec)
     if problem and (spec is not None or config.weights is not None) and not config.init_from \
             and not hub:

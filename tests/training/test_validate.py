@@ -19,6 +19,9 @@ from imet_kit.training.task import TASKS
 from imet_kit.training.validate import check_config, name_problems
 
 OK = TrainConfig(backbone="tiny_cnn", weights=None)
+# the --distribution that needs the other backend than this run's, and that backend
+OTHER_BACKENDS_DISTRIBUTION = (("data-parallel", "jax") if keras.backend.backend() == "tensorflow"
+                               else ("mirrored", "tensorflow"))
 
 FIELDS = [("task", TASKS), ("backbone", BACKBONES), ("augment", TRAIN_PRESETS),
           ("loss", LOSSES), ("pooling", POOLINGS), ("optimizer", OPTIMIZERS),
@@ -115,8 +118,7 @@ def test_each_distribution_is_refused_on_the_other_backend():
     (jax_msg,) = distribution_problems("mirrored", 32, backend="jax")
     assert "MirroredStrategy" in jax_msg and "KERAS_BACKEND=tensorflow" in jax_msg
     assert "--distribution auto or none" in jax_msg  # not data-parallel: not wired in under JAX
-    other, need = ("data-parallel", "jax") if keras.backend.backend() == "tensorflow" else \
-        ("mirrored", "tensorflow")
+    other, need = OTHER_BACKENDS_DISTRIBUTION
     with pytest.raises(InputError, match=f"needs KERAS_BACKEND={need}"):
         check_config(OK.replace(distribution=other))
 
@@ -147,8 +149,7 @@ def test_the_cli_refuses_a_bad_distribution_before_writing(tmp_path, capsys):
     from imet_kit.cli.main import main
 
     out = tmp_path / "run"
-    other, need = ("data-parallel", "jax") if keras.backend.backend() == "tensorflow" else \
-        ("mirrored", "tensorflow")
+    other, need = OTHER_BACKENDS_DISTRIBUTION
     assert main(["train", "--data", str(tmp_path), "--out", str(out), "--backbone", "tiny_cnn",
                  "--weights", "none", "--distribution", other]) == 2
     err = capsys.readouterr().err.strip().splitlines()
