@@ -90,10 +90,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--executor ray: CPUs each fold's task reserves (default 1)")
     p.add_argument("--gpus-per-fold", dest="gpus_per_fold", type=float, default=0.0,
                    help="--executor ray: GPUs each fold's task reserves (default 0)")
+    # many hosts (JAX): not config fields, each host is started with its own --process-id
+    p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="several processes train one model (JAX; on many hosts): process 0's "
+                        "address, the same on every host (default: $KERAS_DISTRIBUTION_JOB_ADDRESSES)")
+    p.add_argument("--num-processes", dest="num_processes", type=int, default=None, metavar="N",
+                   help="how many processes (default: $KERAS_DISTRIBUTION_NUM_PROCESSES, else 1); "
+                        "--batch-size is the global batch; only process 0 writes --out")
+    p.add_argument("--process-id", dest="process_id", type=int, default=None, metavar="I",
+                   help="this process, 0..N-1 (default: $KERAS_DISTRIBUTION_PROCESS_ID)")
     add_config_arguments(p)
 
 
-EXECUTOR_FLAGS = ("executor", "ray_address", "cpus_per_fold", "gpus_per_fold")
+EXECUTOR_FLAGS = ("executor", "ray_address", "cpus_per_fold", "gpus_per_fold",
+                  "coordinator", "num_processes", "process_id")
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
@@ -136,10 +146,12 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jit-compile", dest="jit_compile", default=S,
                    help="XLA: auto (default: off on CPU), on, off")
     p.add_argument("--distribution", default=S,
-                   help="devices: auto (default: TPU, else mirrored over >1 GPU, else one device), "
+                   help="devices: auto (default: TF: TPU, else mirrored over >1 GPU; JAX: "
+                        "data-parallel over >1 GPU/TPU or several processes; else one device), "
                         "none (one device), mirrored (TF MirroredStrategy over every GPU, or the "
-                        "logical CPUs), data-parallel (JAX's DataParallel; not wired in yet); --batch-size is the "
-                        "global batch and must divide by the device count")
+                        "logical CPUs), data-parallel (JAX keras.distribution.DataParallel over "
+                        "every device); --batch-size is the global batch and must divide by the "
+                        "device count")
     p.add_argument("--workers", type=int, default=S, help="data loader workers (default 1)")
     p.add_argument("--use-multiprocessing", dest="use_multiprocessing", type=_bool, default=S)
     p.add_argument("--pipeline", default=S,
@@ -222,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
     from imet_kit.cli import _checks
     from imet_kit.errors import InputError
     from imet_kit.training.engine import train_cv
+    from imet_kit.training.hosts import hosts_from, initialize, run_folder_of_this_process
     from imet_kit.training.validate import check_config
 
     if getattr(args, "recipe", None) == "list":
@@ -230,6 +243,11 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     if not config.data:
         raise InputError("--data is required: the dataset folder (labels.csv, train.csv, train/).")
+    hosts = hosts_from(args.coordinator, args.num_processes, args.process_id)
+    if hosts.many and args.executor != "local":
+        raise InputError(f"--executor {args.executor} runs folds as separate jobs; {hosts.count} "
+                         f"processes train one model together: drop one of them.")
+    initialize(hosts)  # before JAX computes anything, even the device list of check_config
     # before anything is written: the config, the output folder, the data and its images
     check_config(config)
     _checks.output_folder(config.out)
@@ -240,6 +258,14 @@ def run(args: argparse.Namespace) -> int:
         summary = train_folds_on_ray(config, resume=args.resume, address=args.ray_address,
                                      num_cpus=args.cpus_per_fold, num_gpus=args.gpus_per_fold,
                                      report=print)
+    elif hosts.many:
+        with run_folder_of_this_process(config.out, hosts) as out:  # only process 0 writes --out
+            summary = train_cv(config.replace(out=str(out)), resume=args.resume,
+                               report=print if hosts.writer else None)
+        if not hosts.writer:
+            print(f"process {hosts.index} of {hosts.count}: done; process 0 wrote the run folder "
+                  f"{config.out}")
+            return 0
     else:
         summary = train_cv(config, resume=args.resume, report=print)  # checks data and images first
     if args.json:

@@ -92,6 +92,14 @@ class ImageDataset(keras.utils.PyDataset):
             training loader (``augment`` set) drops its last short batch, and an evaluation
             loader folds a last batch smaller than ``replicas`` into the one before it, so every
             row is kept and no device gets an empty batch (TF's CPU convolution breaks on one).
+        even: every batch must split evenly over ``replicas`` (JAX's DataParallel shards the batch
+            axis; set by the engine). A training batch is cut to a multiple of ``replicas``; an
+            evaluation loader keeps its short last batch and pads it to a multiple by repeating its
+            last image: predictions then have :attr:`padding` extra rows at the end, which
+            :func:`unpad` removes.
+        process_index, process_count: with ``even``, this process decodes only its share of each
+            (global) batch: ``batch_size / process_count`` rows, the ``process_index``-th share
+            (several JAX hosts: :mod:`imet_kit.training.hosts`).
     """
 
     def __init__(
@@ -156,6 +164,8 @@ class ImageDataset(keras.utils.PyDataset):
         self.opencv_threads = (1 if workers > 1 else None) if opencv_threads is None else opencv_threads
         self.epoch = 0
         self.replicas = 1
+        self.even = False
+        self.process_index, self.process_count = 0, 1
         self.skipped: dict[str, str] = {}
         self.kept_indices = np.arange(len(self.paths))
         if self.skip_corrupt:
@@ -203,9 +213,29 @@ class ImageDataset(keras.utils.PyDataset):
     # -- PyDataset API -----------------------------------------------------------------
     def __len__(self) -> int:
         full, rest = divmod(len(self.kept_indices), self.batch_size)
-        if rest and full and self.replicas > 1 and (self.augment is not None or rest < self.replicas):
+        if rest and full and self.replicas > 1 and (self.augment is not None or
+                                                    (rest < self.replicas and not self.even)):
             return full  # training: the short batch is dropped; evaluation: the last batch takes it
         return full + bool(rest)
+
+    def _share(self, rows: np.ndarray) -> np.ndarray:
+        """A batch's rows cut (training) or padded by repeating the last (evaluation) to a
+        multiple of ``replicas``, then this process's share of them."""
+        if self.augment is None:
+            rows = np.concatenate([rows, np.repeat(rows[-1:], -len(rows) % self.replicas)])
+        else:
+            rows = rows[: len(rows) // self.replicas * self.replicas]
+        share = len(rows) // self.process_count
+        return rows[self.process_index * share : (self.process_index + 1) * share]
+
+    @property
+    def padding(self) -> int:
+        """Rows repeated at the end of an evaluation epoch so that its last batch splits evenly
+        over the replicas (``even``); 0 otherwise."""
+        if not self.even or self.replicas <= 1 or self.augment is not None or not len(self):
+            return 0
+        last = len(self.kept_indices) - (len(self) - 1) * self.batch_size
+        return -last % self.replicas
 
     @property
     def n_classes(self) -> int | None:
@@ -256,6 +286,8 @@ class ImageDataset(keras.utils.PyDataset):
         if self.augment is None and index == len(self) - 1:
             stop = None  # evaluation keeps every row (see ``replicas``)
         rows = self.order(epoch)[index * self.batch_size : stop]
+        if self.even and self.replicas > 1:
+            rows = self._share(rows)
         transform = self._transform()
         transform.set_random_seed(batch_seed(self.seed, epoch, index))
         x = np.empty((len(rows), self.size, self.size, 3), dtype=np.uint8)
@@ -274,6 +306,9 @@ class ImageDataset(keras.utils.PyDataset):
                 continue
             cv2.cvtColor(transform(image=img)["image"], cv2.COLOR_BGR2RGB, dst=x[len(kept)])
             kept.append(r)
+        if self.even and self.replicas > 1 and kept and len(kept) < len(rows):
+            take = np.resize(np.arange(len(kept)), len(rows))  # the batch keeps its share's size
+            x[: len(rows)], kept = x[take], [kept[i] for i in take]
         rows = np.asarray(kept, dtype=np.int64)
         x = x[: len(rows)]
         if self.y is None:
@@ -289,3 +324,17 @@ class ImageDataset(keras.utils.PyDataset):
             x, y = self.mix(x, y, batch_seed(self.seed, epoch, index, stream=1))
         x = np.asarray(self.preprocess(x), dtype=np.float32) if self.preprocess else x.astype(np.float32)
         return x if y is None else (x, y)
+
+
+def unpad(loader, predictions):
+    """``predictions`` of ``loader`` (an :class:`ImageDataset`, one wrapping it as ``images``, or
+    anything else) without the rows it repeated to fill its last batch (:attr:`ImageDataset.padding`).
+
+    Example:
+        >>> unpad([[1.0], [2.0]], np.zeros((2, 3))).shape  # not an ImageDataset: unchanged
+        (2, 3)
+    """
+    pad = getattr(getattr(loader, "images", loader), "padding", 0)
+    if not isinstance(pad, int) or not pad:
+        return predictions
+    return predictions[: len(predictions) - pad]

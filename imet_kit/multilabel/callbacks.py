@@ -86,8 +86,10 @@ class F2Callback(keras.callbacks.Callback):
         self.best_weights, self.history = None, []
 
     def _score(self, x, y, what: str):
+        from imet_kit.training.hosts import predict_all  # every host's rows, no repeats
+
         kw = {"batch_size": self.batch_size} if isinstance(x, (np.ndarray, list, dict)) else {}
-        probs = self.model.predict(x, verbose=self.verbose, **kw)
+        probs = predict_all(self.model, x, verbose=self.verbose, **kw)
         if probs.shape != y.shape:
             raise InputError(f"{what}: the model predicted {probs.shape} but y has shape {y.shape}; "
                              f"the dataset must yield every image once, in y's order (no shuffling).")

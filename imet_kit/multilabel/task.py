@@ -112,7 +112,9 @@ class MultilabelTask(Task):
                 shutil.copyfile(fold / run.fold_state(k)["last"], tmp)  # the last epoch's checkpoint
             return {"best_epoch": len(history), "refit": True}
         best = load_model(fold / "best.keras", compile=False)
-        probs = best.predict(setup.extra["val"], verbose=0).astype(np.float32)
+        from imet_kit.training.hosts import predict_all  # every host's rows, no repeats
+
+        probs = predict_all(best, setup.extra["val"], verbose=0).astype(np.float32)
         atomic_save_npy(probs, fold / "oof.npy")
         row = max((r for r in history if "val_f2" in r), key=lambda r: r["val_f2"], default={})
         return {"best_f2": float(row.get("val_f2", float("nan"))),

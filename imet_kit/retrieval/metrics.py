@@ -153,10 +153,11 @@ class _RetrievalMetrics:
     def compute(self) -> dict[str, float]:
         """Embed, search and score now; returns the metrics without the prefix."""
         from imet_kit.retrieval.search import search
+        from imet_kit.training.hosts import predict_all  # every host's rows, no repeats
 
-        q = self.embedding_model.predict(self.images, verbose=0)
+        q = predict_all(self.embedding_model, self.images, verbose=0)
         loo = self.gallery_images is None
-        g = q if loo else self.embedding_model.predict(self.gallery_images, verbose=0)
+        g = q if loo else predict_all(self.embedding_model, self.gallery_images, verbose=0)
         g_labels = self.labels if loo else self.gallery_labels
         nb = search(q, g, k=self.k, exclude_self=loo, progress=False)
         return {f"map@{self.k}": map_at_k(nb.indices, self.labels, g_labels, self.k, exclude_self=loo),

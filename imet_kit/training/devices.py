@@ -1,8 +1,8 @@
 """Devices: the distribution strategy, and what each ``--distribution`` needs of the Keras backend.
 
-``tf.distribute`` exists only under the TensorFlow backend; under any other backend
-:func:`get_strategy` returns :class:`OneDevice` and never starts TensorFlow (on a GPU machine a
-started TensorFlow would claim the GPU's memory beside JAX). Precision and XLA defaults:
+``tf.distribute`` exists only under the TensorFlow backend; under JAX :func:`get_strategy` returns
+:class:`DataParallel` (``keras.distribution``) or :class:`OneDevice` and never starts TensorFlow (on
+a GPU machine a started TensorFlow would claim the GPU's memory beside JAX). Precision and XLA defaults:
 :mod:`imet_kit.training.precision`.
 """
 
@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 
 from imet_kit.errors import ImetKitError, InputError, backend_mismatch, describe_choices
+from imet_kit.training.hosts import MULTI_WORKER_BUG, process_count
 
 logger = logging.getLogger(__name__)
 
@@ -24,15 +25,12 @@ _EXPORT_FIX = "use --format savedmodel (a run trained under JAX exports under Te
 # what needs one Keras backend: (field, value) -> (that backend, what it is built on, the way out)
 NEEDS_BACKEND = {
     ("distribution", "mirrored"): ("tensorflow", "tf.distribute.MirroredStrategy",
-                                   "use --distribution auto or none"),
+                                   "use --distribution data-parallel (JAX's), auto or none"),
     ("distribution", "data-parallel"): ("jax", "keras.distribution.DataParallel",
                                         "use --distribution mirrored, auto or none"),
     ("format", "onnx"): ("tensorflow", "tf2onnx over a tf.function of the model", _EXPORT_FIX),
     ("format", "tflite"): ("tensorflow", "Keras' LiteRT export", _EXPORT_FIX),  # savedmodel: any
 }
-MULTI_WORKER_BUG = ("MultiWorkerMirroredStrategy (TF_CONFIG with several workers) fails inside "
-                    "Keras 3's fit (keras-team/keras#20585); unset TF_CONFIG and train each host's "
-                    "folds with --fold k into one shared --out instead")
 _TPU_ENV = ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE")
 
 
@@ -56,9 +54,58 @@ class OneDevice:
     JAX on its first GPU or TPU when it has one), so ``scope()`` changes nothing."""
 
     num_replicas_in_sync = 1
+    even_batches = False  # every batch must split evenly over the replicas
 
     def scope(self):
         return contextlib.nullcontext()
+
+    def fold_scope(self):
+        """Held around a whole fold (build, fit, validation, OOF); nothing to hold here."""
+        return contextlib.nullcontext()
+
+
+class DataParallel(OneDevice):
+    """``keras.distribution.DataParallel`` over ``devices`` (JAX): variables replicated on every
+    device, each batch split along its first axis, gradients summed by XLA. Its ``scope()`` sets the
+    distribution only while held (never process-wide), so it is held around the whole fold:
+    building and loading the model, ``fit`` and every ``predict``. Batches must split evenly."""
+
+    even_batches = True
+
+    def __init__(self, devices: list[str]):
+        import keras
+
+        self.devices = list(devices)
+        self.num_replicas_in_sync = len(self.devices)
+        # the loaders shard rows over the processes themselves (imet_kit.training.hosts)
+        self.distribution = keras.distribution.DataParallel(devices=self.devices,
+                                                            auto_shard_dataset=False)
+
+    def scope(self):
+        return self.distribution.scope()
+
+    fold_scope = scope
+
+
+def backend_devices() -> list[str]:
+    """``keras.distribution.list_devices()`` of the active backend: its GPUs or TPUs, else its
+    CPUs; ``["cpu:0"]`` under a backend without a device list (torch, numpy in Keras 3.15). JAX
+    lists every host's devices of its default platform (a CPU splits into N with
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N``).
+
+    Under TensorFlow this starts its runtime (logical CPUs cannot be configured afterwards).
+    """
+    import keras
+
+    try:
+        return list(keras.distribution.list_devices())
+    except (AttributeError, NotImplementedError):  # Keras' backend has no distribution_lib
+        return ["cpu:0"]
+
+
+def _spread(devices: list[str]) -> bool:
+    """Whether ``auto`` spreads over ``devices`` (JAX): several GPUs / TPUs, or several hosts."""
+    return sum(not d.lower().startswith("cpu") for d in devices) > 1 or process_count() > 1
 
 
 def tf_config_workers(env: Mapping[str, str] | None = None) -> int:
@@ -113,13 +160,16 @@ def get_strategy(kind: str = "auto"):
     ``batch_size`` stays the global batch: each of the N replicas gets ``batch_size / N`` rows.
 
     Args:
-        kind: a ``--distribution`` name (``"auto"``, ``"none"``, ``"mirrored"``; ``"data-parallel"``
-            is the JAX backend's and refused here) or ``"default"``, ``"tpu"``.
+        kind: a ``--distribution`` name (``"auto"``, ``"none"``, ``"mirrored"`` under TensorFlow,
+            ``"data-parallel"`` under JAX; each refused on the other backend) or ``"default"``,
+            ``"tpu"``. Under JAX ``"auto"`` is data-parallel over several GPUs / TPUs or
+            several hosts (:mod:`imet_kit.training.hosts`), never over one host's CPU devices
+            (slower than one).
             ``"multi_worker"`` is refused (:data:`MULTI_WORKER_BUG`).
 
     Returns:
         The strategy; ``strategy.num_replicas_in_sync`` is the number of replicas. Under another
-        Keras backend than TensorFlow: :class:`OneDevice`.
+        Keras backend than TensorFlow: :class:`DataParallel` or :class:`OneDevice`.
 
     Example:
         >>> get_strategy("none").num_replicas_in_sync
@@ -129,7 +179,14 @@ def get_strategy(kind: str = "auto"):
     if problem:
         raise InputError(problem + ".")
     if keras_backend() != "tensorflow":
-        resolve_strategy_kind(kind)  # an unknown name is still refused
+        if kind != "data-parallel":
+            resolve_strategy_kind(kind)  # an unknown name is still refused
+        devices = backend_devices()
+        if kind == "data-parallel" or (kind == "auto" and _spread(devices)):
+            strategy = DataParallel(devices)
+            logger.info("distribution DataParallel over %d device(s): %s", len(devices),
+                        ", ".join(devices))
+            return strategy
         return OneDevice()
     tf = _tf()
     gpus = tf.config.list_logical_devices("GPU")
@@ -171,10 +228,6 @@ def backend_problem(value: str, backend: str | None = None, field: str = "distri
     backend = keras_backend(backend)
     if backend != need:
         return backend_mismatch(f"{field}: {value!r}", engine, need, backend, fix)
-    if value == "data-parallel":
-        return ("distribution: 'data-parallel' under JAX is not wired into imet-kit train yet; use "
-                "--distribution auto or none (one device), or KERAS_BACKEND=tensorflow with "
-                "--distribution mirrored")
     return None
 
 
@@ -187,7 +240,12 @@ def replica_count(kind: str) -> int:
         1
     """
     kind = "default" if kind == "none" else kind
-    if kind not in ("auto", "mirrored") or keras_backend() != "tensorflow":
+    if keras_backend() != "tensorflow":
+        if kind not in ("auto", "data-parallel"):
+            return 1
+        devices = backend_devices()
+        return len(devices) if kind == "data-parallel" or _spread(devices) else 1
+    if kind not in ("auto", "mirrored"):
         return 1
     tf = _tf()
 
@@ -216,6 +274,11 @@ def distribution_problems(kind: str, batch_size: int, backend: str | None = None
     if kind == "auto" and keras_backend(backend) == "tensorflow" and tf_config_workers() > 1 \
             and not tpu_requested():
         return ["distribution: auto would pick " + MULTI_WORKER_BUG]
+    if kind == "none" and keras_backend(backend) == "jax":
+        if process_count() > 1:
+            return [f"distribution: 'none' trains on one device, but this job has {process_count()} "
+                    f"processes that train one model together; use --distribution auto or "
+                    f"data-parallel"]
     n = replica_count(kind)
     if n > 1 and isinstance(batch_size, int) and batch_size >= 1 and batch_size % n:
         below, above = batch_size // n * n, -(-batch_size // n) * n
@@ -226,11 +289,15 @@ def distribution_problems(kind: str, batch_size: int, backend: str | None = None
     return []
 
 
-def fit_loaders_to_replicas(loaders, replicas: int) -> list:
+def fit_loaders_to_replicas(loaders, replicas: int, even: bool = False,
+                            processes: tuple[int, int] = (0, 1)) -> list:
     """Tell each :class:`~imet_kit.data.dataset.ImageDataset` among ``loaders`` (or wrapped in one's
     ``images``) how many replicas share a batch: training drops its last short batch, evaluation
-    keeps every row but never leaves a replica an empty batch. Returns the loaders it could not
-    tell (a tf.data pipeline keeps its short last batch)."""
+    keeps every row but never leaves a replica an empty batch; with ``even`` (JAX's DataParallel)
+    every batch splits evenly: evaluation pads its last one (remove the padding from predictions
+    with :func:`imet_kit.data.dataset.unpad`), and ``processes`` (this process's index, how many)
+    share each batch's rows among several hosts. Returns the loaders it could not tell (a tf.data
+    pipeline keeps its short last batch)."""
     import keras
 
     from imet_kit.data.dataset import ImageDataset
@@ -239,7 +306,8 @@ def fit_loaders_to_replicas(loaders, replicas: int) -> list:
     for loader in loaders:  # anything else (arrays, labels) is not a loader: left alone
         inner = getattr(loader, "images", loader)
         if isinstance(inner, ImageDataset):
-            inner.replicas = int(replicas)
+            inner.replicas, inner.even = int(replicas), bool(even) and replicas > 1
+            inner.process_index, inner.process_count = map(int, processes) if inner.even else (0, 1)
         elif isinstance(loader, keras.utils.PyDataset) or \
                 type(loader).__module__.startswith(("tensorflow", "imet_kit.data.tfdata")):
             untold.append(loader)

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 
 import numpy as np
 
@@ -77,15 +77,9 @@ def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: 
     """
     import keras
 
-    from imet_kit.training.checkpoint import (
-        EpochSeed,
-        RunCheckpoint,
-        remove_stale_checkpoints,
-        resume_or_build,
-    )
+    from imet_kit.training.checkpoint import remove_stale_checkpoints, resume_or_build
     from imet_kit.training.devices import fit_loaders_to_replicas
-    from imet_kit.training.interrupt import StopOnSignal
-    from imet_kit.training.tensorboard import LearningRateLog, fold_tensorboard
+    from imet_kit.training.hosts import process_count, process_index
 
     size = resolve_size(config)
     tr, va = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
@@ -94,8 +88,29 @@ def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: 
         config, run, k, lambda: task.build_model(config, data, tr, size), report,
         monitor=task.monitor)
     setup.train.epoch = initial_epoch  # shuffling and augmentation: seeded by (seed, epoch, batch)
+    even = getattr(strategy, "even_batches", False)  # JAX: every batch splits evenly
     fit_loaders_to_replicas([setup.train, *setup.fit_kwargs.values(), *setup.extra.values()],
-                            strategy.num_replicas_in_sync)  # no replica ever gets an empty batch
+                            strategy.num_replicas_in_sync,  # no replica ever gets an empty batch
+                            even=even, processes=(process_index(), process_count()) if even else (0, 1))
+    with getattr(strategy, "fold_scope", nullcontext)():  # JAX DataParallel: fit and predicts
+        finished, epochs = _fit_and_finish(task, config, data, run, k, setup, model, strategy,
+                                           initial_epoch, best, report=report, guard=guard)
+    result = {"fold": k, **finished, "epochs": epochs, "n_train": int(len(tr)), "n_val": int(len(va))}
+    run.write_fold_state(k, {"epoch": epochs, "done": True, **result})
+    remove_stale_checkpoints(run.fold_dir(k))  # best is kept; the last checkpoint only resumes
+    keras.backend.clear_session()
+    return result
+
+
+def _fit_and_finish(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: int, setup,
+                    model, strategy, initial_epoch: int, best: float, *, report, guard) -> tuple[dict, int]:
+    """Fit fold ``k`` and let the task finish it: ``(its result, epochs trained)``."""
+    import keras
+
+    from imet_kit.training.checkpoint import EpochSeed, RunCheckpoint
+    from imet_kit.training.interrupt import StopOnSignal
+    from imet_kit.training.tensorboard import LearningRateLog, fold_tensorboard
+
     # optimizer callbacks (EMA swap) run before the task's validation, so both it and the
     # checkpoint see the weights that are validated
     # the learning rate joins the epoch logs first; TensorBoard follows the task's callbacks (it
@@ -126,12 +141,7 @@ def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: 
     if guard is not None:
         guard.check()  # a signal during the last epoch's validation: stop before finishing
     history = run.read_history(k)
-    result = {"fold": k, **task.finish_fold(run, k, config, data, setup, history),
-              "epochs": len(history), "n_train": int(len(tr)), "n_val": int(len(va))}
-    run.write_fold_state(k, {"epoch": len(history), "done": True, **result})
-    remove_stale_checkpoints(run.fold_dir(k))  # best is kept; the last checkpoint only resumes
-    keras.backend.clear_session()
-    return result
+    return task.finish_fold(run, k, config, data, setup, history), len(history)
 
 
 def fit_verbosity(report: Reporter | None):

@@ -25,26 +25,12 @@ import logging
 from collections.abc import Sequence
 
 from imet_kit.errors import InputError, describe_choices
-from imet_kit.training.devices import keras_backend, tpu_requested
+from imet_kit.training.devices import backend_devices, keras_backend, tpu_requested
 
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 _TENSOR_CORES = (7, 0)  # Volta: the first GPUs where float16 matmuls are fast
-
-
-def backend_devices() -> list[str]:
-    """``keras.distribution.list_devices()`` of the active backend: its GPUs or TPUs, else its
-    CPUs; ``["cpu:0"]`` under a backend without a device list (torch, numpy in Keras 3.15).
-
-    Under TensorFlow this starts its runtime (logical CPUs cannot be configured afterwards).
-    """
-    import keras
-
-    try:
-        return list(keras.distribution.list_devices())
-    except (AttributeError, NotImplementedError):  # Keras' backend has no distribution_lib
-        return ["cpu:0"]
 
 
 def detect_device(devices: Sequence[str] | None = None) -> str:

@@ -2,6 +2,7 @@
 (batches that fit the replicas; mirrored OOF equal to one device's). Precision / XLA defaults:
 test_precision.py."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 from imet_kit.errors import ImetKitError, InputError
 from imet_kit.training.devices import (
+    DataParallel,
     OneDevice,
     get_strategy,
     keras_backend,
@@ -54,13 +56,18 @@ def test_strategies_on_this_cpu_machine():
             get_strategy("data-parallel")
         with pytest.raises(InputError, match=r"keras-team/keras#20585"):
             get_strategy("multi_worker")
-    else:  # the backend places the model; no tf.distribute strategy, TensorFlow not started
-        assert isinstance(get_strategy("auto"), OneDevice)
-        with pytest.raises(InputError, match="not wired into imet-kit train yet; use "
-                                             "--distribution auto or none"):
-            get_strategy("data-parallel")
+    else:  # keras.distribution places the model; no tf.distribute strategy, TensorFlow not started
+        import keras
+
+        assert type(get_strategy("auto")) is OneDevice  # never data-parallel over CPU devices
+        dp = get_strategy("data-parallel")
+        assert isinstance(dp, DataParallel) and dp.even_batches
+        assert dp.num_replicas_in_sync == len(keras.distribution.list_devices())
+        with dp.fold_scope():
+            assert keras.distribution.distribution() is dp.distribution
+        assert keras.distribution.distribution() is None  # held only inside the scope
         with pytest.raises(InputError, match="Set KERAS_BACKEND=tensorflow, or use --distribution "
-                                             "auto or none.$"):
+                                             "data-parallel \\(JAX's\\), auto or none.$"):
             get_strategy("mirrored")
 
 
@@ -171,11 +178,35 @@ def test_with_replicas_training_drops_its_short_batch_and_evaluation_keeps_every
     assert [len(ten[i][0]) for i in range(len(ten))] == [4, 4, 2]
 
 
+def test_even_batches_cut_training_and_pad_evaluation(tmp_path):
+    """JAX's DataParallel shards every batch evenly: evaluation repeats its last row to fill the
+    last batch, and unpad() takes the repeats off the predictions."""
+    from imet_kit.data.dataset import unpad
+    from imet_kit.training.devices import fit_loaders_to_replicas
+
+    train, val = _loader(tmp_path, 9, augment="none", seed=3), _loader(tmp_path, 9)
+    fit_loaders_to_replicas([train, val], 2, even=True)
+    assert [len(train[i][0]) for i in range(len(train))] == [4, 4]  # the short batch is dropped
+    batches = [val[i] for i in range(len(val))]
+    assert [len(x) for x, _ in batches] == [4, 4, 2] and val.padding == 1
+    rows = np.concatenate([x[:, 0, 0, 0] for x, _ in batches])
+    assert rows.tolist() == [*range(9), 8]  # the last row once more
+    assert np.array_equal(np.concatenate([y for _, y in batches])[-1], np.eye(9)[8])
+    assert unpad(val, rows).tolist() == list(range(9))
+    ten = _loader(tmp_path, 10)
+    fit_loaders_to_replicas([ten], 2, even=True)
+    assert [len(ten[i][0]) for i in range(len(ten))] == [4, 4, 2] and ten.padding == 0
+    fit_loaders_to_replicas([ten], 1, even=True)  # one device: nothing to split
+    assert not ten.even and ten.padding == 0
+
+
 TRAIN_TWICE = textwrap.dedent("""
-    import contextlib, io, json, sys
+    import contextlib, io, json, os, sys
     import numpy as np
-    from imet_kit.training.devices import configure_logical_cpus
-    configure_logical_cpus(2)  # before TensorFlow initialises
+    MULTI = "mirrored" if os.environ["KERAS_BACKEND"] == "tensorflow" else "data-parallel"
+    if MULTI == "mirrored":
+        from imet_kit.training.devices import configure_logical_cpus
+        configure_logical_cpus(2)  # before TensorFlow initialises (JAX: XLA_FLAGS)
     import keras
     from imet_kit.cli.main import main
     from imet_kit.data.demo import make_demo_dataset
@@ -194,36 +225,53 @@ TRAIN_TWICE = textwrap.dedent("""
                                           "imet_kit", (), "test")
     root = sys.argv[1]
     make_demo_dataset(f"{root}/data", n_train=33, n_test=2, seed=1)
-    out = {}
-    for dist in ("mirrored", "none"):
+    out = {"devices": len(keras.distribution.list_devices())}
+    for name, dist in (("multi", MULTI), ("none", "none")):
         log = io.StringIO()
         with contextlib.redirect_stdout(log):
-            rc = main(["train", "--data", f"{root}/data", "--out", f"{root}/{dist}",
+            rc = main(["train", "--data", f"{root}/data", "--out", f"{root}/{name}",
                        "--backbone", "tiny_nobn", "--weights", "none", "--image-size", "32",
                        "--batch-size", "8", "--augment", "light", "--lr", "0.003", "--dropout",
                        "0", "--folds", "2", "--fold", "1", "--epochs", "2", "--no-tensorboard",
                        "--distribution", dist])
-        out[dist] = {"rc": rc, "log": log.getvalue(),
-                     "oof": np.load(f"{root}/{dist}/fold1/oof.npy").tolist()}
+        out[name] = {"rc": rc, "log": log.getvalue(),
+                     "oof": np.load(f"{root}/{name}/fold1/oof.npy").tolist()}
     print(json.dumps(out))
 """)
+
+
+def _train_twice(tmp_path, backend: str) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}  # JAX: 2 CPU devices
+    proc = subprocess.run([sys.executable, "-c", TRAIN_TWICE, str(tmp_path)], capture_output=True,
+                          text=True, env=env, timeout=300,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["multi"]["rc"] == out["none"]["rc"] == 0
+    assert "training on 16 images, validating on 17" in out["multi"]["log"]
+    assert "replicas" not in out["none"]["log"]
+    assert np.shape(out["multi"]["oof"]) == np.shape(out["none"]["oof"]) == (17, 49)
+    return out
 
 
 @pytest.mark.tf_only(reason=TF_DISTRIBUTE)
 def test_mirrored_on_two_logical_cpus_gives_one_devices_oof(tmp_path):
     """Fold 1: 16 training images (no short batch to drop) and 17 validation images (a last batch
     of 1 under 2 replicas: predict would give a replica an empty batch without the fold-in)."""
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", TRAIN_TWICE, str(tmp_path)], capture_output=True,
-                          text=True, env=env, timeout=300,
-                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["mirrored"]["rc"] == out["none"]["rc"] == 0
-    assert "training on 16 images, validating on 17" in out["mirrored"]["log"]
-    assert "MirroredStrategy over 2 replicas, global batch 8 = 4 per replica" in out["mirrored"]["log"]
-    assert "replicas" not in out["none"]["log"]
-    mirrored, one = np.asarray(out["mirrored"]["oof"]), np.asarray(out["none"]["oof"])
-    assert mirrored.shape == one.shape == (17, 49)
+    out = _train_twice(tmp_path, "tensorflow")
+    assert "MirroredStrategy over 2 replicas, global batch 8 = 4 per replica" in out["multi"]["log"]
     # measured 1.2e-7: two half-batch gradients summed, in another order than one batch's
-    np.testing.assert_allclose(mirrored, one, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(out["multi"]["oof"], out["none"]["oof"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the jax extra")
+def test_data_parallel_on_two_jax_cpu_devices_gives_one_devices_oof(tmp_path):
+    """The same fold under JAX's keras.distribution.DataParallel on 2 CPU devices: the 17
+    validation images end in a batch of 1, padded to 2 (a batch of 1 cannot be sharded in 2),
+    and the repeat is taken off the OOF."""
+    out = _train_twice(tmp_path, "jax")
+    assert out["devices"] == 2
+    assert "DataParallel over 2 replicas, global batch 8 = 4 per replica" in out["multi"]["log"]
+    # measured 0 apart: XLA splits one batch's sums over the devices; tolerance as for mirrored
+    np.testing.assert_allclose(out["multi"]["oof"], out["none"]["oof"], atol=1e-5, rtol=0)

@@ -117,24 +117,24 @@ def test_each_distribution_is_refused_on_the_other_backend():
     assert "keras.distribution.DataParallel" in tf_msg and "KERAS_BACKEND=jax" in tf_msg
     (jax_msg,) = distribution_problems("mirrored", 32, backend="jax")
     assert "MirroredStrategy" in jax_msg and "KERAS_BACKEND=tensorflow" in jax_msg
-    assert "--distribution auto or none" in jax_msg  # not data-parallel: not wired in under JAX
+    assert "use --distribution data-parallel (JAX's), auto or none" in jax_msg
     other, need = OTHER_BACKENDS_DISTRIBUTION
     with pytest.raises(InputError, match=f"needs KERAS_BACKEND={need}"):
         check_config(OK.replace(distribution=other))
 
 
-@pytest.mark.tf_only(reason="tf.distribute's MirroredStrategy is the only multi-replica layout")
 def test_a_batch_that_does_not_split_over_the_replicas_is_refused(monkeypatch):
     from imet_kit.training import devices
 
-    monkeypatch.setattr(devices, "replica_count", lambda kind: 4 if kind == "mirrored" else 1)
-    check_config(OK.replace(distribution="mirrored", batch_size=12))
+    native = "mirrored" if keras.backend.backend() == "tensorflow" else "data-parallel"
+    monkeypatch.setattr(devices, "replica_count", lambda kind: 4 if kind == native else 1)
+    check_config(OK.replace(distribution=native, batch_size=12))
     check_config(OK.replace(distribution="none", batch_size=10))
     with pytest.raises(InputError, match=r"batch_size: 10 does not split evenly over the 4 replicas"
                                          r".*global batch.*--batch-size 8 or 12"):
-        check_config(OK.replace(distribution="mirrored", batch_size=10))
+        check_config(OK.replace(distribution=native, batch_size=10))
     with pytest.raises(InputError, match="--batch-size 4$|--batch-size 4\\.$"):
-        check_config(OK.replace(distribution="mirrored", batch_size=3))
+        check_config(OK.replace(distribution=native, batch_size=3))
 
 
 @pytest.mark.tf_only(reason="TF_CONFIG describes tf.distribute workers")
@@ -176,7 +176,7 @@ def test_tensorflow_only_choices_are_refused_up_front_in_one_line(tmp_path, caps
             "KERAS_BACKEND=tensorflow, or use --backbone efficientnet_b0") in err
     assert ("distribution: 'mirrored' is tf.distribute.MirroredStrategy, which needs "
             "KERAS_BACKEND=tensorflow; this process runs KERAS_BACKEND=jax. Set "
-            "KERAS_BACKEND=tensorflow, or use --distribution auto or none") in err
+            "KERAS_BACKEND=tensorflow, or use --distribution data-parallel (JAX's), auto or none") in err
     assert not out.exists()
     assert name_problems(OK.replace(backbone="efficientnet_b0")) == []  # the fix it names passes
 
