@@ -96,7 +96,7 @@ class ImageDataset(keras.utils.PyDataset):
             axis; set by the engine). A training batch is cut to a multiple of ``replicas``; an
             evaluation loader keeps its short last batch and pads it to a multiple by repeating its
             last image: predictions then have :attr:`padding` extra rows at the end, which
-            :func:`unpad` removes.
+            :func:`imet_kit.training.hosts.unpad` removes.
         process_index, process_count: with ``even``, this process decodes only its share of each
             (global) batch: ``batch_size / process_count`` rows, the ``process_index``-th share
             (several JAX hosts: :mod:`imet_kit.training.hosts`).
@@ -325,16 +325,3 @@ class ImageDataset(keras.utils.PyDataset):
         x = np.asarray(self.preprocess(x), dtype=np.float32) if self.preprocess else x.astype(np.float32)
         return x if y is None else (x, y)
 
-
-def unpad(loader, predictions):
-    """``predictions`` of ``loader`` (an :class:`ImageDataset`, one wrapping it as ``images``, or
-    anything else) without the rows it repeated to fill its last batch (:attr:`ImageDataset.padding`).
-
-    Example:
-        >>> unpad([[1.0], [2.0]], np.zeros((2, 3))).shape  # not an ImageDataset: unchanged
-        (2, 3)
-    """
-    pad = getattr(getattr(loader, "images", loader), "padding", 0)
-    if not isinstance(pad, int) or not pad:
-        return predictions
-    return predictions[: len(predictions) - pad]

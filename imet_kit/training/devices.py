@@ -289,34 +289,6 @@ def distribution_problems(kind: str, batch_size: int, backend: str | None = None
     return []
 
 
-def fit_loaders_to_replicas(loaders, replicas: int, even: bool = False,
-                            processes: tuple[int, int] = (0, 1)) -> list:
-    """Tell each :class:`~imet_kit.data.dataset.ImageDataset` among ``loaders`` (or wrapped in one's
-    ``images``) how many replicas share a batch: training drops its last short batch, evaluation
-    keeps every row but never leaves a replica an empty batch; with ``even`` (JAX's DataParallel)
-    every batch splits evenly: evaluation pads its last one (remove the padding from predictions
-    with :func:`imet_kit.data.dataset.unpad`), and ``processes`` (this process's index, how many)
-    share each batch's rows among several hosts. Returns the loaders it could not tell (a tf.data
-    pipeline keeps its short last batch)."""
-    import keras
-
-    from imet_kit.data.dataset import ImageDataset
-
-    untold = []
-    for loader in loaders:  # anything else (arrays, labels) is not a loader: left alone
-        inner = getattr(loader, "images", loader)
-        if isinstance(inner, ImageDataset):
-            inner.replicas, inner.even = int(replicas), bool(even) and replicas > 1
-            inner.process_index, inner.process_count = map(int, processes) if inner.even else (0, 1)
-        elif isinstance(loader, keras.utils.PyDataset) or \
-                type(loader).__module__.startswith(("tensorflow", "imet_kit.data.tfdata")):
-            untold.append(loader)
-    if untold and replicas > 1:
-        logger.warning("%d loader(s) are not ImageDatasets and keep a short last batch under %d "
-                       "replicas", len(untold), replicas)
-    return untold
-
-
 def configure_logical_cpus(n: int) -> list:
     """Split the CPU into ``n`` logical devices (to test ``MirroredStrategy`` without GPUs).
 

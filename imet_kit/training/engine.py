@@ -78,8 +78,7 @@ def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: 
     import keras
 
     from imet_kit.training.checkpoint import remove_stale_checkpoints, resume_or_build
-    from imet_kit.training.devices import fit_loaders_to_replicas
-    from imet_kit.training.hosts import process_count, process_index
+    from imet_kit.training.hosts import fit_loaders_to_replicas, process_count, process_index
 
     size = resolve_size(config)
     tr, va = np.flatnonzero(folds != k), np.flatnonzero(folds == k)

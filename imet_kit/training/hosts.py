@@ -1,4 +1,5 @@
-"""Many hosts under JAX: the same ``imet-kit train`` started on every host trains one model.
+"""Many hosts under JAX: the same ``imet-kit train`` started on every host trains one model; and
+how loaders share batches among devices and processes (:func:`fit_loaders_to_replicas`).
 
 A launcher (SLURM's ``srun``, a Kubernetes indexed Job, or two shells on one machine) starts the
 same command on each host with the standard variables of ``keras.distribution.initialize``::
@@ -28,6 +29,7 @@ TensorFlow's multi-worker strategy is refused (:data:`MULTI_WORKER_BUG`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -37,7 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from imet_kit.errors import InputError
+from imet_kit.errors import ImetKitError, InputError
+
+logger = logging.getLogger(__name__)
 
 ENV = {"coordinator": "KERAS_DISTRIBUTION_JOB_ADDRESSES",
        "num_processes": "KERAS_DISTRIBUTION_NUM_PROCESSES",
@@ -147,7 +151,56 @@ def initialize(hosts: Hosts) -> None:
         raise InputError(f"{hosts.count} processes train one model under KERAS_BACKEND=jax only "
                          f"(keras.distribution); this process runs KERAS_BACKEND={backend}, where "
                          + MULTI_WORKER_BUG + ".")
-    keras.distribution.initialize(hosts.coordinator, hosts.count, hosts.index)
+    try:
+        keras.distribution.initialize(hosts.coordinator, hosts.count, hosts.index)
+    except Exception as exc:  # noqa: BLE001 - JAX raises RuntimeError / XlaRuntimeError / ValueError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImetKitError(
+            f"Process {hosts.index} of {hosts.count} could not join the job at {hosts.coordinator} "
+            f"({first}). Start process 0 with the same --coordinator and --num-processes, check "
+            f"that its port is reachable from this host, and start each process once.") from exc
+
+
+def fit_loaders_to_replicas(loaders, replicas: int, even: bool = False,
+                            processes: tuple[int, int] = (0, 1)) -> list:
+    """Tell each :class:`~imet_kit.data.dataset.ImageDataset` among ``loaders`` (or wrapped in one's
+    ``images``) how many replicas share a batch: training drops its last short batch, evaluation
+    keeps every row but never leaves a replica an empty batch; with ``even`` (JAX's DataParallel)
+    every batch splits evenly: evaluation pads its last one (remove the padding from predictions
+    with :func:`unpad`), and ``processes`` (this process's index, how many)
+    share each batch's rows among several hosts. Returns the loaders it could not tell (a tf.data
+    pipeline keeps its short last batch)."""
+    import keras
+
+    from imet_kit.data.dataset import ImageDataset
+
+    untold = []
+    for loader in loaders:  # anything else (arrays, labels) is not a loader: left alone
+        inner = getattr(loader, "images", loader)
+        if isinstance(inner, ImageDataset):
+            inner.replicas, inner.even = int(replicas), bool(even) and replicas > 1
+            inner.process_index, inner.process_count = map(int, processes) if inner.even else (0, 1)
+        elif isinstance(loader, keras.utils.PyDataset) or \
+                type(loader).__module__.startswith(("tensorflow", "imet_kit.data.tfdata")):
+            untold.append(loader)
+    if untold and replicas > 1:
+        logger.warning("%d loader(s) are not ImageDatasets and keep a short last batch under %d "
+                       "replicas", len(untold), replicas)
+    return untold
+
+
+def unpad(loader, predictions):
+    """``predictions`` of ``loader`` (an :class:`ImageDataset`, one wrapping it as ``images``, or
+    anything else) without the rows it repeated to fill its last batch (:attr:`ImageDataset.padding`).
+
+    Example:
+        >>> unpad([[1.0], [2.0]], np.zeros((2, 3))).shape  # not an ImageDataset: unchanged
+        (2, 3)
+    """
+    pad = getattr(getattr(loader, "images", loader), "padding", 0)
+    if not isinstance(pad, int) or not pad:
+        return predictions
+    return predictions[: len(predictions) - pad]
 
 
 def barrier(name: str) -> None:
@@ -161,14 +214,12 @@ def barrier(name: str) -> None:
 def predict_all(model, x, **kwargs) -> np.ndarray:
     """``model.predict(x)`` over every process's share of the rows, the same on every process and
     in the rows' order, without the rows a loader repeated to fill its last batch
-    (:func:`imet_kit.data.dataset.unpad`).
+    (:func:`unpad`).
 
     Under one process this is ``model.predict``. Under several, Keras' predict cannot fetch an
     output that spans other hosts' devices, so each batch runs through a jitted stateless call of
     the model and is gathered (``jax.experimental.multihost_utils.process_allgather``).
     """
-    from imet_kit.data.dataset import unpad
-
     if process_count() <= 1:
         return unpad(x, model.predict(x, **kwargs))
     import jax

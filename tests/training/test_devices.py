@@ -160,7 +160,7 @@ def _loader(tmp_path, n, **kwargs):
 
 
 def test_with_replicas_training_drops_its_short_batch_and_evaluation_keeps_every_row(tmp_path):
-    from imet_kit.training.devices import fit_loaders_to_replicas
+    from imet_kit.training.hosts import fit_loaders_to_replicas
 
     train, val = _loader(tmp_path, 9, augment="none", seed=3), _loader(tmp_path, 9)
     assert (len(train), len(val)) == (3, 3)  # one device: 4 + 4 + 1 each
@@ -181,8 +181,7 @@ def test_with_replicas_training_drops_its_short_batch_and_evaluation_keeps_every
 def test_even_batches_cut_training_and_pad_evaluation(tmp_path):
     """JAX's DataParallel shards every batch evenly: evaluation repeats its last row to fill the
     last batch, and unpad() takes the repeats off the predictions."""
-    from imet_kit.data.dataset import unpad
-    from imet_kit.training.devices import fit_loaders_to_replicas
+    from imet_kit.training.hosts import fit_loaders_to_replicas, unpad
 
     train, val = _loader(tmp_path, 9, augment="none", seed=3), _loader(tmp_path, 9)
     fit_loaders_to_replicas([train, val], 2, even=True)

@@ -57,6 +57,24 @@ def test_the_cli_refuses_several_processes_under_tensorflow_before_writing(tmp_p
     assert "keras-team/keras#20585" in err
 
 
+def test_a_process_that_cannot_join_says_what_to_check(monkeypatch):
+    import keras
+
+    from imet_kit.errors import ImetKitError
+    from imet_kit.training.hosts import initialize
+
+    def refuse(*args):
+        raise RuntimeError("DEADLINE_EXCEEDED: Barrier timed out\nmore detail")
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(keras.distribution, "initialize", refuse)
+    initialize(Hosts())  # one process: nothing to join, initialize is not called
+    with pytest.raises(ImetKitError, match=r"^Process 1 of 2 could not join the job at node0:1234 "
+                                           r"\(DEADLINE_EXCEEDED: Barrier timed out\)\. Start process "
+                                           r"0 with the same --coordinator"):
+        initialize(Hosts("node0:1234", 2, 1))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
