@@ -52,7 +52,7 @@ class TrainConfig:
     head_warmup_epochs: int = 0          # epochs with the backbone frozen before unfreezing
     mixed_precision: str = "auto"        # "auto" (fp16 on GPU, off on CPU), "off", "mixed_float16", "mixed_bfloat16"
     jit_compile: str = "auto"            # XLA: "auto" (off on CPU: ~10x slower there), "on", "off"
-    distribution: str = "auto"           # devices: "auto", "none" (one), "mirrored" (TF: all GPUs / logical CPUs), "data-parallel" (JAX)
+    distribution: str = "auto"           # devices: "auto", "none" (one), "data-parallel" (all devices: TF mirrored, JAX DataParallel), "mirrored" (TF)
     workers: int = 1                     # PyDataset worker threads / processes
     use_multiprocessing: bool = False    # processes instead of threads for the workers
     pipeline: str = "pydataset"          # input: "pydataset" (OpenCV + albumentations in Python

@@ -148,10 +148,10 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distribution", default=S,
                    help="devices: auto (default: TF: TPU, else mirrored over >1 GPU; JAX: "
                         "data-parallel over >1 GPU/TPU or several processes; else one device), "
-                        "none (one device), mirrored (TF MirroredStrategy over every GPU, or the "
-                        "logical CPUs), data-parallel (JAX keras.distribution.DataParallel over "
-                        "every device); --batch-size is the global batch and must divide by the "
-                        "device count")
+                        "none (one device), data-parallel (every device: TF MirroredStrategy, JAX "
+                        "keras.distribution.DataParallel), mirrored (TF only: MirroredStrategy over "
+                        "every GPU, or the logical CPUs); --batch-size is the global batch and must "
+                        "divide by the device count")
     p.add_argument("--workers", type=int, default=S, help="data loader workers (default 1)")
     p.add_argument("--use-multiprocessing", dest="use_multiprocessing", type=_bool, default=S)
     p.add_argument("--pipeline", default=S,

@@ -24,10 +24,9 @@ DISTRIBUTIONS = ("auto", "none", "mirrored", "data-parallel")  # `imet-kit train
 _EXPORT_FIX = "use --format savedmodel (a run trained under JAX exports under TensorFlow too)"
 # what needs one Keras backend: (field, value) -> (that backend, what it is built on, the way out)
 NEEDS_BACKEND = {
+    # data-parallel runs on both: MirroredStrategy under TensorFlow, DataParallel under JAX
     ("distribution", "mirrored"): ("tensorflow", "tf.distribute.MirroredStrategy",
-                                   "use --distribution data-parallel (JAX's), auto or none"),
-    ("distribution", "data-parallel"): ("jax", "keras.distribution.DataParallel",
-                                        "use --distribution mirrored, auto or none"),
+                                   "use --distribution data-parallel, auto or none"),
     ("format", "onnx"): ("tensorflow", "tf2onnx over a tf.function of the model", _EXPORT_FIX),
     ("format", "tflite"): ("tensorflow", "Keras' LiteRT export", _EXPORT_FIX),  # savedmodel: any
 }
@@ -160,9 +159,9 @@ def get_strategy(kind: str = "auto"):
     ``batch_size`` stays the global batch: each of the N replicas gets ``batch_size / N`` rows.
 
     Args:
-        kind: a ``--distribution`` name (``"auto"``, ``"none"``, ``"mirrored"`` under TensorFlow,
-            ``"data-parallel"`` under JAX; each refused on the other backend) or ``"default"``,
-            ``"tpu"``. Under JAX ``"auto"`` is data-parallel over several GPUs / TPUs or
+        kind: a ``--distribution`` name (``"auto"``, ``"none"``, ``"data-parallel"``: TensorFlow's
+            ``MirroredStrategy`` or JAX's ``DataParallel``; ``"mirrored"``, refused under JAX) or
+            ``"default"``, ``"tpu"``. Under JAX ``"auto"`` is data-parallel over several GPUs / TPUs or
             several hosts (:mod:`imet_kit.training.hosts`), never over one host's CPU devices
             (slower than one).
             ``"multi_worker"`` is refused (:data:`MULTI_WORKER_BUG`).
@@ -188,6 +187,7 @@ def get_strategy(kind: str = "auto"):
                         ", ".join(devices))
             return strategy
         return OneDevice()
+    kind = "mirrored" if kind == "data-parallel" else kind  # TensorFlow's data parallelism
     tf = _tf()
     gpus = tf.config.list_logical_devices("GPU")
     resolved = resolve_strategy_kind(kind, n_gpus=len(gpus), tpu=kind == "auto" and tpu_requested(),
@@ -217,7 +217,9 @@ def backend_problem(value: str, backend: str | None = None, field: str = "distri
     :data:`NEEDS_BACKEND` (backbones carry theirs: :func:`imet_kit.models.backbones.backend_problem`).
 
     Example:
-        >>> "KERAS_BACKEND=jax" in backend_problem("data-parallel", "tensorflow")
+        >>> "KERAS_BACKEND=tensorflow" in backend_problem("mirrored", "jax")
+        True
+        >>> backend_problem("data-parallel", "tensorflow") is None  # MirroredStrategy there
         True
         >>> backend_problem("onnx", "jax", field="format").split("; ")[0]
         "format: 'onnx' is tf2onnx over a tf.function of the model, which needs KERAS_BACKEND=tensorflow"
@@ -245,6 +247,7 @@ def replica_count(kind: str) -> int:
             return 1
         devices = backend_devices()
         return len(devices) if kind == "data-parallel" or _spread(devices) else 1
+    kind = "mirrored" if kind == "data-parallel" else kind
     if kind not in ("auto", "mirrored"):
         return 1
     tf = _tf()

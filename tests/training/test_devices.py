@@ -51,9 +51,8 @@ def test_strategies_on_this_cpu_machine():
     assert get_strategy("none").num_replicas_in_sync == 1
     with pytest.raises(InputError, match="Unknown strategy 'gpu'"):
         get_strategy("gpu")
-    if keras_backend() == "tensorflow":
-        with pytest.raises(InputError, match="needs KERAS_BACKEND=jax"):
-            get_strategy("data-parallel")
+    if keras_backend() == "tensorflow":  # data-parallel: MirroredStrategy over this one CPU
+        assert type(get_strategy("data-parallel")).__name__ == "MirroredStrategy"
         with pytest.raises(InputError, match=r"keras-team/keras#20585"):
             get_strategy("multi_worker")
     else:  # keras.distribution places the model; no tf.distribute strategy, TensorFlow not started
@@ -67,7 +66,7 @@ def test_strategies_on_this_cpu_machine():
             assert keras.distribution.distribution() is dp.distribution
         assert keras.distribution.distribution() is None  # held only inside the scope
         with pytest.raises(InputError, match="Set KERAS_BACKEND=tensorflow, or use --distribution "
-                                             "data-parallel \\(JAX's\\), auto or none.$"):
+                                             "data-parallel, auto or none.$"):
             get_strategy("mirrored")
 
 
@@ -202,8 +201,8 @@ def test_even_batches_cut_training_and_pad_evaluation(tmp_path):
 TRAIN_TWICE = textwrap.dedent("""
     import contextlib, io, json, os, sys
     import numpy as np
-    MULTI = "mirrored" if os.environ["KERAS_BACKEND"] == "tensorflow" else "data-parallel"
-    if MULTI == "mirrored":
+    MULTI = "data-parallel"  # TensorFlow: MirroredStrategy; JAX: keras.distribution.DataParallel
+    if os.environ["KERAS_BACKEND"] == "tensorflow":
         from imet_kit.training.devices import configure_logical_cpus
         configure_logical_cpus(2)  # before TensorFlow initialises (JAX: XLA_FLAGS)
     import keras
@@ -255,8 +254,9 @@ def _train_twice(tmp_path, backend: str) -> dict:
 
 
 @pytest.mark.tf_only(reason=TF_DISTRIBUTE)
-def test_mirrored_on_two_logical_cpus_gives_one_devices_oof(tmp_path):
-    """Fold 1: 16 training images (no short batch to drop) and 17 validation images (a last batch
+def test_data_parallel_on_two_logical_tf_cpus_gives_one_devices_oof(tmp_path):
+    """`--distribution data-parallel` under TensorFlow (MirroredStrategy over 2 logical CPUs).
+    Fold 1: 16 training images (no short batch to drop) and 17 validation images (a last batch
     of 1 under 2 replicas: predict would give a replica an empty batch without the fold-in)."""
     out = _train_twice(tmp_path, "tensorflow")
     assert "MirroredStrategy over 2 replicas, global batch 8 = 4 per replica" in out["multi"]["log"]
@@ -266,7 +266,8 @@ def test_mirrored_on_two_logical_cpus_gives_one_devices_oof(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the jax extra")
 def test_data_parallel_on_two_jax_cpu_devices_gives_one_devices_oof(tmp_path):
-    """The same fold under JAX's keras.distribution.DataParallel on 2 CPU devices: the 17
+    """`--distribution data-parallel` under JAX (keras.distribution.DataParallel) on 2 CPU
+    devices (XLA_FLAGS): the 17
     validation images end in a batch of 1, padded to 2 (a batch of 1 cannot be sharded in 2),
     and the repeat is taken off the OOF."""
     out = _train_twice(tmp_path, "jax")
