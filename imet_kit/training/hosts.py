@@ -227,9 +227,11 @@ def predict_all(model, x, **kwargs) -> np.ndarray:
     from jax.experimental import multihost_utils
 
     distribution = keras.distribution.distribution()
-    if distribution is None:
-        raise InputError("predict_all under several processes needs the job's distribution; call "
-                         "it inside the DataParallel scope (imet_kit.training.devices).")
+    if distribution is None or not isinstance(x, keras.utils.PyDataset):
+        raise InputError(f"predict_all under {process_count()} processes takes a loader of this "
+                         f"process's rows (an ImageDataset told by fit_loaders_to_replicas) inside "
+                         f"the DataParallel scope (imet_kit.training.devices); received "
+                         f"{type(x).__name__}" + ("" if distribution else " outside the scope") + ".")
     trainable = [v.value for v in model.trainable_variables]
     frozen = [v.value for v in model.non_trainable_variables]
     forward = jax.jit(lambda t, f, b: model.stateless_call(t, f, b, training=False)[0])

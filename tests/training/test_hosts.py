@@ -57,6 +57,19 @@ def test_the_cli_refuses_several_processes_under_tensorflow_before_writing(tmp_p
     assert "keras-team/keras#20585" in err
 
 
+def test_the_cli_refuses_ray_with_several_processes_before_writing(tmp_path, capsys):
+    from imet_kit.cli.main import main
+
+    out = tmp_path / "run"
+    rc = main(["train", "--data", str(tmp_path), "--out", str(out), "--backbone", "tiny_cnn",
+               "--weights", "none", "--executor", "ray", "--num-processes", "2", "--coordinator",
+               "localhost:1", "--process-id", "1"])
+    assert rc == 2 and not out.exists()
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.endswith("--executor ray runs folds as separate jobs; 2 processes train one model "
+                        "together: drop one of them.")
+
+
 def test_a_process_that_cannot_join_says_what_to_check(monkeypatch):
     import keras
 
