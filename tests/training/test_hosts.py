@@ -139,6 +139,11 @@ def test_two_jax_processes_on_localhost_train_one_fold_into_one_run_folder(tmp_p
     # measured 6e-8: the same global batches (BatchNorm's statistics too: XLA computes them over
     # both hosts' rows), summed in another order
     np.testing.assert_allclose(two, np.load(tmp_path / "one" / "fold1" / "oof.npy"), atol=1e-5)
+    from imet_kit.cli.main import main  # the run folder predicts like any other (one process)
+
+    assert main(["predict", "--run", str(tmp_path / "two"), "--data", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "sub.csv"), "--no-gallery"]) == 0
+    assert len((tmp_path / "sub.csv").read_text().strip().splitlines()) == 1 + 2  # 2 test images
 
 
 def _start_pair(tmp_path, port: int, extra: list[str]) -> list[subprocess.Popen]:
