@@ -218,6 +218,10 @@ class ImageDataset(keras.utils.PyDataset):
             return full  # training: the short batch is dropped; evaluation: the last batch takes it
         return full + bool(rest)
 
+    @property
+    def _split_evenly(self) -> bool:
+        return self.even and self.replicas > 1
+
     def _share(self, rows: np.ndarray) -> np.ndarray:
         """A batch's rows cut (training) or padded by repeating the last (evaluation) to a
         multiple of ``replicas``, then this process's share of them."""
@@ -232,7 +236,7 @@ class ImageDataset(keras.utils.PyDataset):
     def padding(self) -> int:
         """Rows repeated at the end of an evaluation epoch so that its last batch splits evenly
         over the replicas (``even``); 0 otherwise."""
-        if not self.even or self.replicas <= 1 or self.augment is not None or not len(self):
+        if not self._split_evenly or self.augment is not None or not len(self):
             return 0
         last = len(self.kept_indices) - (len(self) - 1) * self.batch_size
         return -last % self.replicas
@@ -286,7 +290,7 @@ class ImageDataset(keras.utils.PyDataset):
         if self.augment is None and index == len(self) - 1:
             stop = None  # evaluation keeps every row (see ``replicas``)
         rows = self.order(epoch)[index * self.batch_size : stop]
-        if self.even and self.replicas > 1:
+        if self._split_evenly:
             rows = self._share(rows)
         transform = self._transform()
         transform.set_random_seed(batch_seed(self.seed, epoch, index))
@@ -306,7 +310,7 @@ class ImageDataset(keras.utils.PyDataset):
                 continue
             cv2.cvtColor(transform(image=img)["image"], cv2.COLOR_BGR2RGB, dst=x[len(kept)])
             kept.append(r)
-        if self.even and self.replicas > 1 and kept and len(kept) < len(rows):
+        if self._split_evenly and kept and len(kept) < len(rows):
             take = np.resize(np.arange(len(kept)), len(rows))  # the batch keeps its share's size
             x[: len(rows)], kept = x[take], [kept[i] for i in take]
         rows = np.asarray(kept, dtype=np.int64)
@@ -324,4 +328,3 @@ class ImageDataset(keras.utils.PyDataset):
             x, y = self.mix(x, y, batch_seed(self.seed, epoch, index, stream=1))
         x = np.asarray(self.preprocess(x), dtype=np.float32) if self.preprocess else x.astype(np.float32)
         return x if y is None else (x, y)
-

@@ -30,6 +30,7 @@ NEEDS_BACKEND = {
     ("format", "onnx"): ("tensorflow", "tf2onnx over a tf.function of the model", _EXPORT_FIX),
     ("format", "tflite"): ("tensorflow", "Keras' LiteRT export", _EXPORT_FIX),  # savedmodel: any
 }
+_TF_KIND = {"none": "default", "data-parallel": "mirrored"}  # --distribution -> tf.distribute kind
 _TPU_ENV = ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE")
 
 
@@ -102,8 +103,11 @@ def backend_devices() -> list[str]:
         return ["cpu:0"]
 
 
-def _spread(devices: list[str]) -> bool:
-    """Whether ``auto`` spreads over ``devices`` (JAX): several GPUs / TPUs, or several hosts."""
+def _jax_spreads(kind: str, devices: list[str]) -> bool:
+    """Whether ``--distribution kind`` trains data-parallel over ``devices`` under JAX: always for
+    ``data-parallel``; for ``auto`` over several GPUs / TPUs, or several hosts."""
+    if kind != "auto":
+        return kind == "data-parallel"
     return sum(not d.lower().startswith("cpu") for d in devices) > 1 or process_count() > 1
 
 
@@ -138,8 +142,10 @@ def resolve_strategy_kind(kind: str = "auto", *, n_gpus: int = 0, tpu: bool = Fa
     Example:
         >>> resolve_strategy_kind("auto", n_gpus=2), resolve_strategy_kind("auto", n_gpus=1)
         ('mirrored', 'default')
+        >>> resolve_strategy_kind("data-parallel")  # TensorFlow's data parallelism
+        'mirrored'
     """
-    kind = "default" if kind == "none" else kind
+    kind = _TF_KIND.get(kind, kind)
     if kind not in STRATEGIES:
         raise InputError(f"Unknown strategy {kind!r}. Expected one of: {describe_choices(STRATEGIES)}.")
     if kind != "auto":
@@ -178,16 +184,14 @@ def get_strategy(kind: str = "auto"):
     if problem:
         raise InputError(problem + ".")
     if keras_backend() != "tensorflow":
-        if kind != "data-parallel":
-            resolve_strategy_kind(kind)  # an unknown name is still refused
+        resolve_strategy_kind(kind)  # an unknown name is still refused
         devices = backend_devices()
-        if kind == "data-parallel" or (kind == "auto" and _spread(devices)):
+        if _jax_spreads(kind, devices):
             strategy = DataParallel(devices)
             logger.info("distribution DataParallel over %d device(s): %s", len(devices),
                         ", ".join(devices))
             return strategy
         return OneDevice()
-    kind = "mirrored" if kind == "data-parallel" else kind  # TensorFlow's data parallelism
     tf = _tf()
     gpus = tf.config.list_logical_devices("GPU")
     resolved = resolve_strategy_kind(kind, n_gpus=len(gpus), tpu=kind == "auto" and tpu_requested(),
@@ -241,13 +245,12 @@ def replica_count(kind: str) -> int:
         >>> replica_count("none")
         1
     """
-    kind = "default" if kind == "none" else kind
     if keras_backend() != "tensorflow":
         if kind not in ("auto", "data-parallel"):
             return 1
         devices = backend_devices()
-        return len(devices) if kind == "data-parallel" or _spread(devices) else 1
-    kind = "mirrored" if kind == "data-parallel" else kind
+        return len(devices) if _jax_spreads(kind, devices) else 1
+    kind = _TF_KIND.get(kind, kind)
     if kind not in ("auto", "mirrored"):
         return 1
     tf = _tf()
@@ -277,11 +280,11 @@ def distribution_problems(kind: str, batch_size: int, backend: str | None = None
     if kind == "auto" and keras_backend(backend) == "tensorflow" and tf_config_workers() > 1 \
             and not tpu_requested():
         return ["distribution: auto would pick " + MULTI_WORKER_BUG]
-    if kind == "none" and keras_backend(backend) == "jax":
-        if process_count() > 1:
-            return [f"distribution: 'none' trains on one device, but this job has {process_count()} "
-                    f"processes that train one model together; use --distribution auto or "
-                    f"data-parallel"]
+    processes = process_count() if kind == "none" and keras_backend(backend) == "jax" else 1
+    if processes > 1:
+        return [f"distribution: 'none' trains on one device, but this job has {processes} "
+                f"processes that train one model together; use --distribution auto or "
+                f"data-parallel"]
     n = replica_count(kind)
     if n > 1 and isinstance(batch_size, int) and batch_size >= 1 and batch_size % n:
         below, above = batch_size // n * n, -(-batch_size // n) * n

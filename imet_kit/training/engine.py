@@ -87,10 +87,10 @@ def train_fold(task: Task, config: TrainConfig, data: TaskData, run: RunDir, k: 
         config, run, k, lambda: task.build_model(config, data, tr, size), report,
         monitor=task.monitor)
     setup.train.epoch = initial_epoch  # shuffling and augmentation: seeded by (seed, epoch, batch)
-    even = getattr(strategy, "even_batches", False)  # JAX: every batch splits evenly
     fit_loaders_to_replicas([setup.train, *setup.fit_kwargs.values(), *setup.extra.values()],
                             strategy.num_replicas_in_sync,  # no replica ever gets an empty batch
-                            even=even, processes=(process_index(), process_count()) if even else (0, 1))
+                            even=getattr(strategy, "even_batches", False),  # JAX: splits evenly
+                            processes=(process_index(), process_count()))
     with getattr(strategy, "fold_scope", nullcontext)():  # JAX DataParallel: fit and predicts
         finished, epochs = _fit_and_finish(task, config, data, run, k, setup, model, strategy,
                                            initial_epoch, best, report=report, guard=guard)

@@ -94,6 +94,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _jax_env(**extra: str) -> dict:
+    """A JAX process with one CPU device (no XLA_FLAGS from the caller)."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+    env.pop("XLA_FLAGS", None)
+    return env
+
+
+def _start_pair(args: list[str], env: dict) -> list[subprocess.Popen]:
+    """`imet-kit train ARGS` as processes 0 and 1 of one job on localhost."""
+    port = _free_port()
+    return [subprocess.Popen([sys.executable, "-m", "imet_kit", "train", *args, "--coordinator",
+                              f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             cwd=ROOT) for i in (0, 1)]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the jax extra")
 def test_two_jax_processes_on_localhost_train_one_fold_into_one_run_folder(tmp_path):
     """The same `imet-kit train` started twice with --process-id 0 and 1 (one CPU device each:
@@ -107,16 +123,9 @@ def test_two_jax_processes_on_localhost_train_one_fold_into_one_run_folder(tmp_p
     common = ["--data", str(tmp_path / "data"), "--backbone", "tiny_cnn", "--weights", "none",
               "--image-size", "32", "--batch-size", "8", "--augment", "none", "--lr", "0.003",
               "--folds", "2", "--fold", "1", "--epochs", "2", "--no-tensorboard"]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "TMPDIR": str(tmp_path / "tmp")}  # where process 1 keeps its private copy
-    env.pop("XLA_FLAGS", None)
+    env = _jax_env(TMPDIR=str(tmp_path / "tmp"))  # where process 1 keeps its private copy
     (tmp_path / "tmp").mkdir()
-    port = _free_port()
-    procs = [subprocess.Popen([sys.executable, "-m", "imet_kit", "train", *common, "--out",
-                               str(tmp_path / "two"), "--coordinator", f"localhost:{port}",
-                               "--num-processes", "2", "--process-id", str(i)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                              cwd=ROOT) for i in (0, 1)]
+    procs = _start_pair([*common, "--out", str(tmp_path / "two")], env)
     one = subprocess.run([sys.executable, "-m", "imet_kit", "train", *common, "--out",
                           str(tmp_path / "one"), "--distribution", "none"],
                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=400)
@@ -146,15 +155,6 @@ def test_two_jax_processes_on_localhost_train_one_fold_into_one_run_folder(tmp_p
     assert len((tmp_path / "sub.csv").read_text().strip().splitlines()) == 1 + 2  # 2 test images
 
 
-def _start_pair(tmp_path, port: int, extra: list[str]) -> list[subprocess.Popen]:
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.pop("XLA_FLAGS", None)
-    return [subprocess.Popen([sys.executable, "-m", "imet_kit", "train", *extra, "--coordinator",
-                              f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                             cwd=ROOT) for i in (0, 1)]
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the jax extra")
 def test_two_jax_processes_killed_mid_fold_resume_from_the_last_epoch(tmp_path):
@@ -169,7 +169,7 @@ def test_two_jax_processes_killed_mid_fold_resume_from_the_last_epoch(tmp_path):
     args = ["--data", str(tmp_path / "data"), "--out", str(run), "--backbone", "tiny_cnn",
             "--weights", "none", "--image-size", "48", "--batch-size", "8", "--folds", "2",
             "--fold", "0", "--epochs", "4", "--no-tensorboard"]
-    procs = _start_pair(tmp_path, _free_port(), args)
+    procs = _start_pair(args, _jax_env())
     state = run / "fold0" / "state.json"
     deadline = time.time() + 240
     while time.time() < deadline and all(p.poll() is None for p in procs):
@@ -181,7 +181,7 @@ def test_two_jax_processes_killed_mid_fold_resume_from_the_last_epoch(tmp_path):
         p.communicate()
     killed = json.loads(state.read_text())
     assert not killed.get("done") and 1 <= killed["epoch"] < 4, killed
-    procs = _start_pair(tmp_path, _free_port(), [*args, "--resume"])
+    procs = _start_pair([*args, "--resume"], _jax_env())
     outs = [p.communicate(timeout=400) for p in procs]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
