@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,3 +24,46 @@ def test_reference_cnn_scores_the_holdout(tmp_path):
     assert (res["n_train"], res["n_val"], res["n_test"], res["epochs"], res["size"]) == (24, 6, 8, 1, 32)
     assert 0.0 <= res["test_f2"] <= 1.0 and 1.0 <= res["labels_per_image"] <= 10.0
     assert set(res["groups"]) <= {"culture", "tag"}
+
+
+def _load_benchmark(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paired_f2_scores_each_image_and_finds_a_real_loss(tmp_path, monkeypatch, capsys):
+    import pandas as pd
+    from sklearn.metrics import fbeta_score
+
+    from imet_kit.data.demo import make_demo_dataset
+
+    data = tmp_path / "d"
+    make_demo_dataset(data, n_train=20, n_test=40, seed=0)
+    truth = pd.read_csv(data / "holdout" / "test_labels.csv", dtype=str)
+    perfect = tmp_path / "a.csv"
+    truth.to_csv(perfect, index=False)
+    worse = truth.copy()  # every image keeps only its first label: recall drops on the multi-label ones
+    worse["attribute_ids"] = worse["attribute_ids"].str.split().str[0]
+    (tmp_path / "b.csv").write_text(worse.iloc[::-1].to_csv(index=False))  # order must not matter
+    paired = _load_benchmark("paired_f2")
+    fb = paired.per_image_f2(str(data), str(tmp_path / "b.csv"))
+    n = int(pd.read_csv(data / "labels.csv")["attribute_id"].max()) + 1
+    def onehot(col):
+        m = np.zeros((len(col), n), int)
+        for r, ids in enumerate(col):
+            m[r, [int(i) for i in ids.split()]] = 1
+        return m
+    expected = fbeta_score(onehot(truth["attribute_ids"]), onehot(worse["attribute_ids"]), beta=2,
+                           average="samples")
+    assert fb.mean() == pytest.approx(expected)
+    assert paired.per_image_f2(str(data), str(perfect)).tolist() == [1.0] * len(truth)
+    monkeypatch.setattr(sys, "argv", ["paired_f2.py", str(data), str(perfect), str(tmp_path / "b.csv"),
+                                      "--resamples", "500"])
+    paired.main()
+    out = capsys.readouterr().out
+    assert f"F2 A 1.0000, B {expected:.4f}" in out and "B < A" in out
+    assert f"lower on {int((fb < 1).sum())}" in out and "higher on 0" in out

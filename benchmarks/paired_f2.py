@@ -1,0 +1,54 @@
+"""Is submission B really better than A? A paired bootstrap of the per-image F2 on the same images.
+
+    python benchmarks/paired_f2.py DATA RUN/sub_tta1.csv RUN/sub_tta4.csv
+
+Both submissions are scored image by image against ``DATA/holdout/test_labels.csv`` (the iMet
+F2 is the mean of these). It prints the mean of each, the mean of B - A, the 95 % interval of that
+mean over 10,000 resamples of the images (the same images for A and B in each resample, so what
+both get right or wrong together cancels), and how many images B scores higher, lower or the
+same. A gain whose interval excludes 0 is measurable on this test set; one whose interval spans
+0 is not, whatever its sign.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from imet_kit.data.labels import read_annotations, read_labels
+from imet_kit.multilabel.evaluate import default_truth
+from imet_kit.multilabel.metrics import fbeta_per_sample
+
+
+def per_image_f2(data: str, submission: str) -> np.ndarray:
+    space = read_labels(Path(data) / "labels.csv")
+    truth = read_annotations(default_truth(data), space)
+    sub = read_annotations(submission, space, allow_empty=True)
+    index = {i: r for r, i in enumerate(sub.ids)}
+    pred = np.asarray(sub.y)[[index[i] for i in truth.ids]]
+    return fbeta_per_sample(np.asarray(truth.y), pred, 2.0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", help="dataset folder with labels.csv and holdout/test_labels.csv")
+    ap.add_argument("a", help="submission A (the reference)")
+    ap.add_argument("b", help="submission B")
+    ap.add_argument("--resamples", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    fa, fb = per_image_f2(args.data, args.a), per_image_f2(args.data, args.b)
+    d = fb - fa
+    rng = np.random.default_rng(args.seed)
+    means = np.array([d[rng.integers(0, len(d), len(d))].mean() for _ in range(args.resamples)])
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    verdict = "B > A" if lo > 0 else "B < A" if hi < 0 else "no measurable difference"
+    print(f"{len(d)} images: F2 A {fa.mean():.4f}, B {fb.mean():.4f}; B - A {d.mean():+.4f} "
+          f"(95 % interval {lo:+.4f} .. {hi:+.4f}: {verdict}); B higher on {(d > 0).sum()}, "
+          f"lower on {(d < 0).sum()}, same on {(d == 0).sum()}")
+
+
+if __name__ == "__main__":
+    main()
