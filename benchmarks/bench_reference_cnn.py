@@ -10,7 +10,8 @@ of two 3x3 conv + BatchNorm + ReLU and a 2x2 max-pool (24 / 48 / 96 / 160 channe
 of 256, global max-pool concatenated with global average-pool, dropout 0.2, sigmoid; Adam with
 cosine decay from 2e-3, batch 64. One global threshold is chosen on a 20 % split of train
 (``sweep_thresholds`` under the 1..10 labels rule), the test split is predicted and scored with
-``score_labels``. It prints the test F2 and the time; ``--json`` prints them as JSON.
+``score_labels``. It prints the test F2 and the time; ``--json`` prints them as JSON;
+``--submission PATH`` also writes the test predictions (for ``benchmarks/paired_f2.py``).
 
 The toolkit's counterpart (same geometry, network, head and schedule) is roughly::
 
@@ -34,6 +35,7 @@ from imet_kit.data.folder import load_dataset
 from imet_kit.data.images import read_image
 from imet_kit.data.labels import read_annotations
 from imet_kit.multilabel.evaluate import score_labels
+from imet_kit.multilabel.predict import write_submission
 from imet_kit.multilabel.thresholds import binarize, sweep_thresholds
 
 
@@ -62,7 +64,7 @@ def reference_cnn(size: int, n_classes: int, bn_momentum: float = 0.99) -> keras
 
 
 def run(data: str, epochs: int = 30, size: int = 96, batch_size: int = 64, lr: float = 2e-3,
-        seed: int = 0, bn_momentum: float = 0.99, verbose: int = 2) -> dict:
+        seed: int = 0, bn_momentum: float = 0.99, verbose: int = 2, submission: str | None = None) -> dict:
     t0 = time.time()
     keras.utils.set_random_seed(seed)
     ds = load_dataset(data)
@@ -80,8 +82,10 @@ def run(data: str, epochs: int = 30, size: int = 96, batch_size: int = 64, lr: f
     fit_s = time.time() - t_fit
     sweep = sweep_thresholds(model.predict(x[va], verbose=0), y[va], min_labels=1, max_labels=10)
     truth = read_annotations(Path(data) / "holdout" / "test_labels.csv", ds.space)
-    probs = model.predict(load_images(ds.test_paths(), size), verbose=0)
+    probs = model.predict(load_images(ds.test_paths(truth.ids), size), verbose=0)
     pred = binarize(probs, sweep.best_threshold, min_labels=1, max_labels=10)
+    if submission:
+        write_submission(submission, truth.ids, pred, ds.space)
     scores = score_labels(np.asarray(truth.y), pred, ds.space)
     return {"test_f2": scores["f2"], "val_f2": sweep.best_score, "threshold": sweep.best_threshold,
             "groups": {g: v["f2"] for g, v in scores["groups"].items()},
@@ -103,9 +107,11 @@ def main() -> None:
                    help="BatchNorm momentum (default Keras' 0.99, as hand-written; on a short run of "
                         "a few hundred steps use 0.9, or the moving statistics lag and it collapses)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--submission", help="also write the test predictions here (id,attribute_ids), e.g. "
+                                        "for benchmarks/paired_f2.py")
     args = p.parse_args()
     out = run(args.data, args.epochs, args.size, args.batch_size, args.lr, args.seed,
-              args.bn_momentum, verbose=0 if args.json else 2)
+              args.bn_momentum, verbose=0 if args.json else 2, submission=args.submission)
     if args.json:
         print(json.dumps(out, indent=2))
         return
