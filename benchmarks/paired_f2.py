@@ -18,16 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from imet_kit.data.labels import read_annotations, read_labels
-from imet_kit.multilabel.evaluate import default_truth
+from imet_kit.multilabel.evaluate import default_truth, submission_rows
 from imet_kit.multilabel.metrics import fbeta_per_sample
 
 
 def per_image_f2(data: str, submission: str) -> np.ndarray:
     space = read_labels(Path(data) / "labels.csv")
     truth = read_annotations(default_truth(data), space)
-    sub = read_annotations(submission, space, allow_empty=True)
-    index = {i: r for r, i in enumerate(sub.ids)}
-    pred = np.asarray(sub.y)[[index[i] for i in truth.ids]]
+    pred = submission_rows(submission, truth.ids, space, truth=default_truth(data))
     return fbeta_per_sample(np.asarray(truth.y), pred, 2.0)
 
 

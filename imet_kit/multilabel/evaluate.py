@@ -52,13 +52,7 @@ def evaluate(truth: str | os.PathLike, labels_csv: str | os.PathLike, *,
     if (submission is None) == (probs is None):
         raise InputError("Give exactly one of --submission or --probs.")
     if submission is not None:
-        sub = read_annotations(submission, space, allow_empty=True)
-        index = {i: r for r, i in enumerate(sub.ids)}
-        missing = [i for i in true.ids if i not in index]
-        if missing:
-            raise InputError(f"Submission '{submission}' lacks {len(missing)} of the {len(true.ids)} "
-                             f"ids in '{truth}' (first: {', '.join(missing[:3])}).")
-        pred = np.asarray(sub.y)[[index[i] for i in true.ids]]
+        pred = submission_rows(submission, true.ids, space, truth=truth)
     else:
         from imet_kit.multilabel.thresholds import binarize
 
@@ -76,6 +70,19 @@ def evaluate(truth: str | os.PathLike, labels_csv: str | os.PathLike, *,
                              f"{(len(true.ids), space.n_classes)} in the truth file's id order.")
         pred = binarize(arr, threshold, min_labels=min_labels, max_labels=max_labels)
     return score_labels(np.asarray(true.y), pred, space)
+
+
+def submission_rows(submission: str | os.PathLike, ids: list[str], space: LabelSpace, *,
+                    truth: str | os.PathLike = "the truth file") -> np.ndarray:
+    """The multi-hot rows of ``submission.csv`` for ``ids``, in that order (any row order on disk);
+    an id it lacks is an error."""
+    sub = read_annotations(submission, space, allow_empty=True)
+    index = {i: r for r, i in enumerate(sub.ids)}
+    missing = [i for i in ids if i not in index]
+    if missing:
+        raise InputError(f"Submission '{submission}' lacks {len(missing)} of the {len(ids)} "
+                         f"ids in '{truth}' (first: {', '.join(missing[:3])}).")
+    return np.asarray(sub.y)[[index[i] for i in ids]]
 
 
 def _probs_ids(probs: str | os.PathLike) -> list[str] | None:
