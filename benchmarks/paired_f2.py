@@ -8,6 +8,10 @@ mean over 10,000 resamples of the images (the same images for A and B in each re
 both get right or wrong together cancels), and how many images B scores higher, lower or the
 same. A gain whose interval excludes 0 is measurable on this test set; one whose interval spans
 0 is not, whatever its sign.
+
+``--labels N`` also lists the N labels where B differs most from A: per label, the test images
+that have it, and each submission's true and false positives (sorted by B's change in true
+positives, losses first). That is where a loss lives: "B misses digit_1 on 82 of 94 images".
 """
 
 from __future__ import annotations
@@ -22,11 +26,29 @@ from imet_kit.multilabel.evaluate import default_truth, submission_rows
 from imet_kit.multilabel.metrics import fbeta_per_sample
 
 
-def per_image_f2(data: str, submission: str) -> np.ndarray:
+def _rows(data: str, submission: str):
     space = read_labels(Path(data) / "labels.csv")
     truth = read_annotations(default_truth(data), space)
     pred = submission_rows(submission, truth.ids, space, truth=default_truth(data))
-    return fbeta_per_sample(np.asarray(truth.y), pred, 2.0)
+    return space, np.asarray(truth.y).astype(bool), np.asarray(pred).astype(bool)
+
+
+def per_image_f2(data: str, submission: str) -> np.ndarray:
+    _, y, pred = _rows(data, submission)
+    return fbeta_per_sample(y, pred, 2.0)
+
+
+def label_changes(data: str, a: str, b: str, top: int) -> list[dict]:
+    """The ``top`` labels whose true positives change most from A to B (losses first), each with
+    its positives in the truth and A's and B's true / false positives."""
+    space, y, pa = _rows(data, a)
+    pb = _rows(data, b)[2]
+    tp_a, tp_b = (pa & y).sum(0), (pb & y).sum(0)
+    fp_a, fp_b = (pa & ~y).sum(0), (pb & ~y).sum(0)
+    change = np.abs(tp_b - tp_a) + np.abs(fp_b - fp_a)
+    order = sorted(np.flatnonzero(change), key=lambda c: (tp_b[c] - tp_a[c], -change[c]))[:top]
+    return [{"label": space.names[c], "positives": int(y[:, c].sum()), "tp_a": int(tp_a[c]),
+             "tp_b": int(tp_b[c]), "fp_a": int(fp_a[c]), "fp_b": int(fp_b[c])} for c in order]
 
 
 def main() -> None:
@@ -36,6 +58,8 @@ def main() -> None:
     ap.add_argument("b", help="submission B")
     ap.add_argument("--resamples", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--labels", type=int, default=0, metavar="N",
+                    help="also list the N labels where B's true / false positives differ most from A's")
     args = ap.parse_args()
     fa, fb = per_image_f2(args.data, args.a), per_image_f2(args.data, args.b)
     d = fb - fa
@@ -46,6 +70,11 @@ def main() -> None:
     print(f"{len(d)} images: F2 A {fa.mean():.4f}, B {fb.mean():.4f}; B - A {d.mean():+.4f} "
           f"(95 % interval {lo:+.4f} .. {hi:+.4f}: {verdict}); B higher on {(d > 0).sum()}, "
           f"lower on {(d < 0).sum()}, same on {(d == 0).sum()}")
+    if args.labels > 0:
+        print(f"{'label':<36} {'images':>6} {'TP A':>6} {'TP B':>6} {'FP A':>6} {'FP B':>6}")
+        for r in label_changes(args.data, args.a, args.b, args.labels):
+            print(f"{r['label']:<36} {r['positives']:>6} {r['tp_a']:>6} {r['tp_b']:>6} {r['fp_a']:>6} "
+                  f"{r['fp_b']:>6}")
 
 
 if __name__ == "__main__":

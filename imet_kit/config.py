@@ -47,7 +47,7 @@ class TrainConfig:
     loss: str = "bce"                    # "bce", "focal" or "asl"
     augment: str = "notebook"            # train augmentation preset (imet_kit.data.augment)
     pooling: str = "avg"                 # head pooling: "avg", "max" or "gem"
-    embedding_dim: int = 512             # width of the named "embedding" Dense layer
+    embedding_dim: int = 512             # width of the named "embedding" Dense layer (multilabel: 0 = none)
     dropout: float = 0.2                 # dropout before the classifier
     head_warmup_epochs: int = 0          # epochs with the backbone frozen before unfreezing
     mixed_precision: str = "auto"        # "auto" (fp16 on GPU, off on CPU), "off", "mixed_float16", "mixed_bfloat16"
@@ -142,7 +142,8 @@ class TrainConfig:
             (0 <= self.dropout < 1, "dropout", "a number in [0, 1)"),
             (self.f2_interval >= 1, "f2_interval", "an integer >= 1"),
             (self.patience is None or self.patience >= 1, "patience", "an integer >= 1"),
-            (self.embedding_dim >= 1, "embedding_dim", "an integer >= 1"),
+            (self.embedding_dim >= (1 if self.task == "embedding" else 0), "embedding_dim",
+             "an integer >= 1 (--task embedding) or >= 0 (multilabel: 0 = no embedding layer)"),
             (self.seed >= 0, "seed", "an integer >= 0"),
             *self._recipe_checks(),
         ]

@@ -73,3 +73,21 @@ def test_paired_f2_scores_each_image_and_finds_a_real_loss(tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert f"F2 A 1.0000, B {expected:.4f}" in out and "B < A" in out
     assert f"lower on {int((fb < 1).sum())}" in out and "higher on 0" in out
+    # per label: B keeps only each image's first label, so every other label loses exactly the
+    # images where it is not first, and B has no false positives
+    y = onehot(truth["attribute_ids"])
+    first = onehot(worse["attribute_ids"])
+    lost = (y & ~first).sum(0)
+    rows = paired.label_changes(str(data), str(perfect), str(tmp_path / "b.csv"), top=3)
+    names = pd.read_csv(data / "labels.csv").set_index("attribute_id")["attribute_name"]
+    assert [r["tp_a"] - r["tp_b"] for r in rows] == sorted(lost[lost > 0], reverse=True)[:3]
+    for r in rows:
+        c = int(names.index[names == r["label"]][0])
+        assert (r["positives"], r["tp_a"], r["tp_b"], r["fp_a"], r["fp_b"]) == (
+            y[:, c].sum(), y[:, c].sum(), first[:, c].sum(), 0, 0)
+    monkeypatch.setattr(sys, "argv", ["paired_f2.py", str(data), str(perfect), str(tmp_path / "b.csv"),
+                                      "--resamples", "50", "--labels", "2"])
+    paired.main()
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split() == ["label", "images", "TP", "A", "TP", "B", "FP", "A", "FP", "B"]
+    assert table[2].split()[0] == rows[0]["label"] and len(table) == 4

@@ -66,7 +66,8 @@ def test_ints_are_accepted_for_floats_and_null_where_allowed():
     ({"min_labels": 0}, "min_labels/max_labels"),
     ({"head_warmup_epochs": 8}, "head_warmup_epochs"), ({"workers": 0}, "workers"),
     ({"dropout": 1.0}, "dropout"), ({"f2_interval": 0}, "f2_interval"), ({"patience": 0}, "patience"),
-    ({"embedding_dim": 0}, "embedding_dim"), ({"seed": -1}, "seed"),
+    ({"embedding_dim": -1}, "embedding_dim"),
+    ({"task": "embedding", "embedding_dim": 0}, "embedding_dim"), ({"seed": -1}, "seed"),
     ({"train_folds": (0, 5)}, "fold"),
 ])
 def test_each_range_is_checked(changes, field):

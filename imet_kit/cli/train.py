@@ -138,6 +138,9 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", default=S, help="train augmentation preset: notebook (default), light, strong, "
                         "randaugment, none")
     p.add_argument("--pooling", default=S, help="head pooling: avg (default), max, gem or avgmax (max and average concatenated)")
+    p.add_argument("--embedding-dim", type=int, default=S,
+                   help="width of the Dense+ReLU layer between pooling and the sigmoid layer "
+                        "(default 512); 0: none, the pooled features feed the sigmoid layer")
     p.add_argument("--dropout", type=float, default=S)
     p.add_argument("--head-warmup-epochs", dest="head_warmup_epochs", type=int, default=S,
                    help="epochs with the backbone frozen first")

@@ -118,13 +118,15 @@ def pooling_layer(pooling: str, name: str = "pool") -> keras.layers.Layer:
 
 def apply_head(features, n_classes: int, *, pooling: str = "avg", embedding_dim: int = 512,
                dropout: float = 0.2):
-    """Pool -> ``Dense(embedding_dim, relu)`` named ``"embedding"`` -> dropout -> sigmoid.
+    """Pool -> ``Dense(embedding_dim, relu)`` named ``"embedding"`` -> dropout -> sigmoid
+    (``embedding_dim=0``: pool -> dropout -> sigmoid, as the reference CNN of issue 12).
 
     Args:
         features: the backbone's 4-D output tensor.
         n_classes: C, the number of sigmoid outputs.
         pooling: ``"avg"``, ``"max"``, ``"gem"`` or ``"avgmax"``.
-        embedding_dim: width of the embedding layer (used for retrieval).
+        embedding_dim: width of the embedding layer; 0 leaves it out (the pooled features
+            feed the sigmoid layer directly).
         dropout: rate before the output layer, in [0, 1).
 
     Returns:
@@ -135,12 +137,14 @@ def apply_head(features, n_classes: int, *, pooling: str = "avg", embedding_dim:
         >>> apply_head(x, 5).dtype
         'float32'
     """
-    if int(n_classes) < 1 or int(embedding_dim) < 1:
-        raise InputError(f"n_classes and embedding_dim must be >= 1; received {n_classes}, {embedding_dim}.")
+    if int(n_classes) < 1 or int(embedding_dim) < 0:
+        raise InputError(f"n_classes must be >= 1 and embedding_dim >= 0; received {n_classes}, "
+                         f"{embedding_dim}.")
     if not 0.0 <= float(dropout) < 1.0:
         raise InputError(f"dropout must be in [0, 1); received {dropout}.")
     x = pooling_layer(pooling)(features)
-    x = keras.layers.Dense(int(embedding_dim), activation="relu", name=EMBEDDING_LAYER)(x)
+    if int(embedding_dim):
+        x = keras.layers.Dense(int(embedding_dim), activation="relu", name=EMBEDDING_LAYER)(x)
     x = keras.layers.Dropout(float(dropout), name="dropout")(x)
     x = keras.layers.Dense(int(n_classes), name="logits")(x)
     # float32 output under mixed precision: the loss and the thresholds need it.

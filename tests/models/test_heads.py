@@ -80,6 +80,23 @@ def test_classifier_round_trip_identical_outputs(tmp_path, pooling):
     np.testing.assert_array_equal(model.predict(IMAGES, verbose=0), loaded.predict(IMAGES, verbose=0))
 
 
+def test_embedding_dim_0_feeds_the_pooled_features_to_the_sigmoid_layer():
+    # the reference CNN's head: pool -> dropout -> Dense(C) -> sigmoid, no hidden Dense layer
+    model = build_classifier("tiny_cnn", 6, input_size=32, pooling="avgmax", embedding_dim=0)
+    names = [layer.name for layer in model.layers]
+    assert "embedding" not in names and names[-4:] == ["pool", "dropout", "logits", "probs"]
+    pooled = model.get_layer("pool").output.shape[-1]
+    assert model.get_layer("logits").kernel.shape == (pooled, 6)
+    x = RNG.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    feats = keras.Model(model.inputs, model.get_layer("pool").output).predict(x, verbose=0)
+    logits = model.get_layer("logits")
+    want = 1 / (1 + np.exp(-(feats @ keras.ops.convert_to_numpy(logits.kernel)
+                             + keras.ops.convert_to_numpy(logits.bias))))
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="embedding_dim >= 0"):
+        build_classifier("tiny_cnn", 6, input_size=32, embedding_dim=-1)
+
+
 def test_classifier_takes_0_255_images_and_outputs_probabilities():
     model = build_classifier("tiny_cnn", 5, input_size=32)
     assert model.get_layer("preprocess").get_config()["scale"] == pytest.approx(1 / 255)
