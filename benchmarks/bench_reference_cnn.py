@@ -13,11 +13,11 @@ cosine decay from 2e-3, batch 64. One global threshold is chosen on a 20 % split
 ``score_labels``. It prints the test F2 and the time; ``--json`` prints them as JSON;
 ``--submission PATH`` also writes the test predictions (for ``benchmarks/paired_f2.py``).
 
-The toolkit's counterpart (same geometry, network, head and schedule) is roughly::
+The toolkit's counterpart (same geometry, network, head and schedule) is ``--recipe cpu``::
 
     imet-kit train --data DATA --backbone plain_cnn --weights none --image-size 96 --resize squash \\
-        --no-flip --augment light --pooling avgmax --lr 2e-3 --lr-schedule cosine --batch-size 64 \\
-        --epochs 30
+        --no-flip --augment light --pooling avgmax --embedding-dim 0 --lr 2e-3 --lr-schedule cosine \\
+        --batch-size 64 --epochs 30
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ def test_cpu_recipe_is_the_measured_one():
             cfg.epochs, cfg.folds, cfg.train_folds) == (
         "plain_cnn", None, 96, "cosine", 2e-3, "light", 30, 5, (0,))
     assert (cfg.resize, cfg.flip, cfg.pooling, cfg.batch_size) == ("squash", False, "avgmax", 64)
+    assert cfg.embedding_dim == 0  # the pooled features feed the sigmoid layer, as in the reference CNN
     assert cfg.workers == 2  # loading overlaps the model step: 104 vs 80 img/s on 2 cores
     assert TrainConfig.from_recipe("cpu", epochs=3).epochs == 3  # overrides win
 
