@@ -26,7 +26,9 @@ from imet_kit.multilabel.evaluate import default_truth, submission_rows
 from imet_kit.multilabel.metrics import fbeta_per_sample
 
 
-def _rows(data: str, submission: str):
+def load(data: str, submission: str):
+    """``(space, truth, pred)``: the label space and boolean ``(n, C)`` truth and predictions, the
+    submission's rows aligned with the truth file by id."""
     space = read_labels(Path(data) / "labels.csv")
     truth = read_annotations(default_truth(data), space)
     pred = submission_rows(submission, truth.ids, space, truth=default_truth(data))
@@ -34,15 +36,13 @@ def _rows(data: str, submission: str):
 
 
 def per_image_f2(data: str, submission: str) -> np.ndarray:
-    _, y, pred = _rows(data, submission)
+    _, y, pred = load(data, submission)
     return fbeta_per_sample(y, pred, 2.0)
 
 
-def label_changes(data: str, a: str, b: str, top: int) -> list[dict]:
+def label_changes(space, y: np.ndarray, pa: np.ndarray, pb: np.ndarray, top: int) -> list[dict]:
     """The ``top`` labels whose true positives change most from A to B (losses first), each with
     its positives in the truth and A's and B's true / false positives."""
-    space, y, pa = _rows(data, a)
-    pb = _rows(data, b)[2]
     tp_a, tp_b = (pa & y).sum(0), (pb & y).sum(0)
     fp_a, fp_b = (pa & ~y).sum(0), (pb & ~y).sum(0)
     change = np.abs(tp_b - tp_a) + np.abs(fp_b - fp_a)
@@ -61,7 +61,9 @@ def main() -> None:
     ap.add_argument("--labels", type=int, default=0, metavar="N",
                     help="also list the N labels where B's true / false positives differ most from A's")
     args = ap.parse_args()
-    fa, fb = per_image_f2(args.data, args.a), per_image_f2(args.data, args.b)
+    space, y, pa = load(args.data, args.a)
+    pb = load(args.data, args.b)[2]
+    fa, fb = fbeta_per_sample(y, pa, 2.0), fbeta_per_sample(y, pb, 2.0)
     d = fb - fa
     rng = np.random.default_rng(args.seed)
     means = np.array([d[rng.integers(0, len(d), len(d))].mean() for _ in range(args.resamples)])
@@ -72,7 +74,7 @@ def main() -> None:
           f"lower on {(d < 0).sum()}, same on {(d == 0).sum()}")
     if args.labels > 0:
         print(f"{'label':<36} {'images':>6} {'TP A':>6} {'TP B':>6} {'FP A':>6} {'FP B':>6}")
-        for r in label_changes(args.data, args.a, args.b, args.labels):
+        for r in label_changes(space, y, pa, pb, args.labels):
             print(f"{r['label']:<36} {r['positives']:>6} {r['tp_a']:>6} {r['tp_b']:>6} {r['fp_a']:>6} "
                   f"{r['fp_b']:>6}")
 

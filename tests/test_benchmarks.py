@@ -78,7 +78,8 @@ def test_paired_f2_scores_each_image_and_finds_a_real_loss(tmp_path, monkeypatch
     y = onehot(truth["attribute_ids"])
     first = onehot(worse["attribute_ids"])
     lost = (y & ~first).sum(0)
-    rows = paired.label_changes(str(data), str(perfect), str(tmp_path / "b.csv"), top=3)
+    space, y_read, pa = paired.load(str(data), str(perfect))
+    rows = paired.label_changes(space, y_read, pa, paired.load(str(data), str(tmp_path / "b.csv"))[2], top=3)
     names = pd.read_csv(data / "labels.csv").set_index("attribute_id")["attribute_name"]
     assert [r["tp_a"] - r["tp_b"] for r in rows] == sorted(lost[lost > 0], reverse=True)[:3]
     for r in rows:
